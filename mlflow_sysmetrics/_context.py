@@ -1,0 +1,102 @@
+"""What a collector is given, and what it is."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import _env, _proc
+from ._files import Root
+
+T = TypeVar("T")
+_guard_lock = threading.Lock()
+_stuck: set[str] = set()
+
+
+@dataclass
+class Context:
+    """One collector's view of one collection: where to read, how long it may take.
+
+    ``details`` takes what is too long for a tag (the per-device list) for the snapshot;
+    ``errors`` takes partial failures (one source of several failed) without losing tags.
+    """
+
+    root: Root
+    deadline: float
+    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def remaining(self) -> float:
+        """Seconds left before the collection's deadline (never negative)."""
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def run(self, args: Sequence[str], timeout: float | None = None) -> str:
+        """Run a command (see :func:`mlflow_sysmetrics._proc.run`) within the deadline."""
+        limit = self.remaining() if timeout is None else min(timeout, self.remaining())
+        return _proc.run(args, limit)
+
+    def within_deadline(self, function: Callable[[], T], what: str) -> T:
+        """``function()`` run in a helper thread, abandoned (:class:`TimeoutError`) at the deadline.
+
+        One call per ``what`` at a time: while an earlier one is still stuck, later calls
+        fail at once instead of piling up threads.
+        """
+        with _guard_lock:
+            if what in _stuck:
+                raise TimeoutError(f"{what} is still stuck from an earlier call")
+            _stuck.add(what)
+        result: list[T] = []
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                result.append(function())
+            except BaseException as exc:  # handed to the caller below
+                failure.append(exc)
+            finally:
+                with _guard_lock:
+                    _stuck.discard(what)
+                done.set()
+
+        threading.Thread(target=work, name=f"mlflow-sysmetrics-{what}", daemon=True).start()
+        if not done.wait(self.remaining()):
+            raise TimeoutError(f"{what} gave no answer before the deadline")
+        if failure:
+            raise failure[0]
+        return result[0]
+
+    def note_error(self, exc: BaseException) -> None:
+        """Record a failed source while the collector goes on with the others.
+
+        The exception's message names the source (``nvidia-smi gave no answer in 1.0 s``).
+        """
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+CollectFunction = Callable[[Context], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class Collector:
+    """One concern's facts.
+
+    ``keys`` are the tags it may write (so an excluded concern is not even run). Facts are
+    read once per process for each root and value of the ``env`` variables named, in a
+    thread under the deadline; ``inline`` collectors instead run in the caller's thread on
+    every call, so they must be cheap and must not block (or guard themselves with
+    :meth:`Context.within_deadline`).
+    """
+
+    name: str
+    function: CollectFunction
+    keys: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    inline: bool = False
+    read_env: _env.Reader = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "read_env", _env.reader(self.env))

@@ -1,0 +1,61 @@
+"""Root-relative reads of Linux files (``/proc``, ``/sys``, ``/etc``, container markers).
+
+Every Linux file the collectors look at goes through :class:`Root`, so a whole machine
+captured file by file can be replayed by pointing ``MLFLOW_SYSMETRICS_ROOT`` at it.
+An unreadable or missing file is ``None``, never an exception: a fact we cannot read is
+left out, it does not fail the run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+#: Most bytes read from one file; ``/proc/cpuinfo`` of a 512-core machine is about 1 MiB.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Root:
+    """A file-system root under which absolute Linux paths are resolved."""
+
+    path: str = "/"
+
+    @property
+    def is_live(self) -> bool:
+        """True when this is the real root of the running machine, not a replayed tree."""
+        return self.path in ("/", "")
+
+    def join(self, path: str) -> str:
+        """Return ``path`` (absolute, e.g. ``/proc/cpuinfo``) placed under this root."""
+        if self.is_live:
+            return path
+        return os.path.join(self.path, path.lstrip("/"))
+
+    def read(self, path: str, limit: int = MAX_FILE_BYTES) -> str | None:
+        """Text of the file at ``path``, decoded leniently, or ``None`` when it cannot be read."""
+        try:
+            with open(self.join(path), "rb") as handle:
+                data = handle.read(limit)
+        except (OSError, ValueError):
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    def read_line(self, path: str) -> str | None:
+        """First line of a small file, stripped (sysfs style), or ``None``."""
+        text = self.read(path, limit=64 * 1024)
+        if text is None:
+            return None
+        line = text.split("\n", 1)[0].strip()
+        return line or None
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists under this root (a file, folder or marker)."""
+        return os.path.lexists(self.join(path))
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entries of the folder at ``path``; empty when it cannot be listed."""
+        try:
+            return sorted(os.listdir(self.join(path)))
+        except (OSError, ValueError):
+            return []

@@ -1,0 +1,81 @@
+"""The collectors, one per concern, chosen once for this platform.
+
+Adding a fact means adding one collector function and one row here (and its key in
+:mod:`mlflow_sysmetrics.tags`).
+"""
+
+from __future__ import annotations
+
+from .. import _platform
+from .. import tags as T
+from .._context import Collector
+from . import accelerators, cloud, container, cpu, disk, distributed, memory, software, system
+
+CPU_KEYS = (T.CPU, T.CPU_CORES, T.CPU_PHYSICAL_CORES, T.CPU_AVAILABLE)
+MEMORY_KEYS = (T.MEMORY_GB, T.MEMORY_LIMIT_GB)
+GPU_KEYS = (
+    T.GPU,
+    T.GPU_COUNT,
+    T.GPU_MEMORY_GB,
+    T.GPU_DRIVER,
+    T.CUDA_DRIVER,
+    T.GPU_COMPUTE_CAPABILITY,
+    T.GPU_MIG,
+)
+DIST_KEYS = (
+    T.DIST_RANK,
+    T.DIST_LOCAL_RANK,
+    T.DIST_WORLD_SIZE,
+    T.DIST_NODE_RANK,
+    T.DIST_NODES,
+    T.SLURM_JOB_ID,
+)
+
+
+def for_platform(name: str) -> tuple[Collector, ...]:
+    """The collectors for platform ``name`` (``linux``, ``macos``, ``windows``, ``other``)."""
+    common_tail = (
+        Collector("disk", disk.collect, (T.DISK_FREE_GB, T.DISK_TOTAL_GB), inline=True),
+        Collector("software", software.collect, (T.PYTHON, T.MLFLOW)),
+        Collector("gpu", accelerators.collect, GPU_KEYS, env=accelerators.VISIBILITY_ENV),
+        Collector("dist", distributed.collect, DIST_KEYS, inline=True),
+        Collector("host", system.collect_host, (T.HOST,)),
+    )
+    if name == "linux":
+        return (
+            Collector("cpu", cpu.collect_linux, CPU_KEYS),
+            Collector("memory", memory.collect_linux, MEMORY_KEYS),
+            Collector("os", system.collect_linux, (T.PLATFORM, T.OS)),
+            *common_tail,
+            Collector("container", container.collect, (T.CONTAINER,), env=container.ENV),
+            Collector("cloud", cloud.collect_linux, (T.CLOUD, T.INSTANCE_TYPE)),
+        )
+    if name == "macos":
+        from . import apple
+
+        return (
+            Collector("cpu", apple.collect_cpu, CPU_KEYS),
+            Collector("memory", memory.collect_psutil, MEMORY_KEYS),
+            Collector("os", system.collect_macos, (T.PLATFORM, T.OS)),
+            *common_tail,
+        )
+    if name == "windows":
+        from . import windows
+
+        return (
+            Collector("cpu", windows.collect_cpu, CPU_KEYS),
+            Collector("memory", memory.collect_psutil, MEMORY_KEYS),
+            Collector("os", system.collect_windows, (T.PLATFORM, T.OS)),
+            *common_tail,
+            Collector("cloud", cloud.collect_windows, (T.CLOUD, T.INSTANCE_TYPE)),
+        )
+    return (
+        Collector("cpu", cpu.collect_counts, CPU_KEYS),
+        Collector("memory", memory.collect_psutil, MEMORY_KEYS),
+        Collector("os", system.collect_other, (T.PLATFORM, T.OS)),
+        *common_tail[:2],
+        *common_tail[3:],
+    )
+
+
+COLLECTORS: tuple[Collector, ...] = for_platform(_platform.NAME)

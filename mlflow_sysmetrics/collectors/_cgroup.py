@@ -1,0 +1,184 @@
+"""Linux control groups: where this process's cgroup is, and the CPU and memory limits on it.
+
+The cgroup is found as the kernel describes it: ``/proc/self/cgroup`` gives the path inside
+each hierarchy, ``/proc/self/mountinfo`` where that hierarchy is mounted and which part of it
+the mount shows (a container with its own cgroup namespace sees ``0::/`` and a mount of its
+own subtree; a job scheduler's process sees a nested path). Limits are taken as the
+smallest along the path up to the mount, since a parent's limit binds its children.
+v1 controllers win over a v2 hierarchy that does not hold them (hybrid hosts).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from .._files import Root
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One line of ``/proc/self/cgroup``."""
+
+    controllers: tuple[str, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A cgroup file system mount from ``/proc/self/mountinfo``."""
+
+    version: int
+    root: str
+    mount_point: str
+    options: tuple[str, ...]
+
+
+def parse_proc_cgroup(text: str) -> list[Membership]:
+    """Lines of ``/proc/self/cgroup`` (``ID:controllers:path``); bad lines are skipped."""
+    found = []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3 or not parts[2].startswith("/"):
+            continue
+        controllers = tuple(c for c in parts[1].split(",") if c)
+        found.append(Membership(controllers, parts[2]))
+    return found
+
+
+def unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as octal escapes (\040 ...).
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
+            try:
+                out.append(chr(int(field[i + 1 : i + 4], 8)))
+                i += 4
+                continue
+            except ValueError:
+                pass
+        out.append(field[i])
+        i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """The cgroup and cgroup2 mounts in ``/proc/self/mountinfo``; other lines are skipped."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        try:
+            dash = fields.index("-")
+        except ValueError:
+            continue
+        if dash < 5 or len(fields) < dash + 3:
+            continue
+        fstype = fields[dash + 1]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        options = tuple(fields[dash + 3].split(",")) if len(fields) > dash + 3 else ()
+        mounts.append(
+            Mount(
+                version=2 if fstype == "cgroup2" else 1,
+                root=unescape(fields[3]),
+                mount_point=unescape(fields[4]),
+                options=options,
+            )
+        )
+    return mounts
+
+
+def controller_dirs(root: Root, controller: str) -> list[str]:
+    """Folders (deepest first) whose limits for ``controller`` bind this process."""
+    memberships = parse_proc_cgroup(root.read("/proc/self/cgroup") or "")
+    mounts = parse_mountinfo(root.read("/proc/self/mountinfo") or "")
+    for member in memberships:  # v1: a hierarchy that carries this controller
+        if controller in member.controllers:
+            for mount in mounts:
+                if mount.version == 1 and controller in mount.options:
+                    return _chain(root, mount, member.path)
+    for member in memberships:  # v2: the unified hierarchy, if it holds the controller
+        if member.controllers:
+            continue
+        for mount in mounts:
+            if mount.version == 2:
+                dirs = _chain(root, mount, member.path)
+                enabled = root.read(posixpath.join(mount.mount_point, "cgroup.controllers"))
+                if enabled is not None and controller not in enabled.split():
+                    # Hybrid host: the v2 mount exists but the controller lives in v1.
+                    return []
+                return dirs
+    return []
+
+
+def _chain(root: Root, mount: Mount, path: str) -> list[str]:
+    mount_root = mount.root.rstrip("/")
+    if path == mount_root or path.startswith(mount_root + "/"):
+        relative = path[len(mount_root) :]
+    elif mount_root in ("", "/"):
+        relative = path
+    else:
+        relative = ""  # the mount shows a different subtree: only its top is ours to read
+    relative = posixpath.normpath("/" + relative.lstrip("/"))
+    if relative.startswith("/.."):
+        relative = "/"
+    start = posixpath.normpath(mount.mount_point + relative)
+    if not root.exists(start):
+        start = mount.mount_point
+    dirs = []
+    current = start
+    while True:
+        dirs.append(current)
+        if current == mount.mount_point or current in ("/", ""):
+            break
+        current = posixpath.dirname(current)
+    return dirs
+
+
+def cpu_quota(root: Root) -> float | None:
+    """Cores the cgroup CPU quota allows (``1.5``), or ``None`` when there is no quota."""
+    quotas = []
+    for folder in controller_dirs(root, "cpu"):
+        v2 = root.read_line(posixpath.join(folder, "cpu.max"))
+        if v2 is not None:
+            parts = v2.split()
+            if len(parts) >= 1 and parts[0] != "max":
+                period = parts[1] if len(parts) > 1 else "100000"
+                quotas.append(_ratio(parts[0], period))
+            continue
+        quota = root.read_line(posixpath.join(folder, "cpu.cfs_quota_us"))
+        period_v1 = root.read_line(posixpath.join(folder, "cpu.cfs_period_us"))
+        if quota is not None and period_v1 is not None:
+            quotas.append(_ratio(quota, period_v1))
+    valid = [q for q in quotas if q is not None]
+    return min(valid) if valid else None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    if q <= 0 or p <= 0:  # -1 is "no quota" in v1
+        return None
+    return q / p
+
+
+def memory_limit(root: Root) -> int | None:
+    """Bytes the cgroup memory limit allows, or ``None`` when none is set."""
+    limits = []
+    for folder in controller_dirs(root, "memory"):
+        for name in ("memory.max", "memory.limit_in_bytes"):
+            value = root.read_line(posixpath.join(folder, name))
+            if value is None:
+                continue
+            try:
+                number = int(value)
+            except ValueError:  # "max"
+                break
+            # v1 writes "no limit" as a huge page-aligned number (9223372036854771712).
+            if 0 < number < 2**62:
+                limits.append(number)
+            break
+    return min(limits) if limits else None

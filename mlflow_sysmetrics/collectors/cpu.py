@@ -1,0 +1,260 @@
+"""CPU: the model (never just ``x86_64``), the cores, and the cores this process may use.
+
+Linux reads ``/proc/cpuinfo`` (``model name`` on x86; implementer and part on ARM, named as
+``lscpu`` names them; ``cpu`` on POWER; ``uarch`` on RISC-V) under the replay root. macOS and
+Windows get the model from :mod:`.apple` and :mod:`.windows`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+
+from .. import tags as T
+from .._context import Context
+from .._files import Root
+from . import _cgroup
+
+# Implementer and part numbers as the kernel prints them, named as util-linux's lscpu does.
+ARM_IMPLEMENTERS: dict[int, str] = {
+    0x41: "ARM",
+    0x42: "Broadcom",
+    0x43: "Cavium",
+    0x46: "Fujitsu",
+    0x48: "HiSilicon",
+    0x4E: "NVIDIA",
+    0x50: "APM",
+    0x51: "Qualcomm",
+    0x53: "Samsung",
+    0x56: "Marvell",
+    0x61: "Apple",
+    0x69: "Intel",
+    0x6D: "Microsoft",
+    0xC0: "Ampere",
+}
+ARM_PARTS: dict[tuple[int, int], str] = {
+    (0x41, 0xD03): "Cortex-A53",
+    (0x41, 0xD04): "Cortex-A35",
+    (0x41, 0xD05): "Cortex-A55",
+    (0x41, 0xD07): "Cortex-A57",
+    (0x41, 0xD08): "Cortex-A72",
+    (0x41, 0xD09): "Cortex-A73",
+    (0x41, 0xD0A): "Cortex-A75",
+    (0x41, 0xD0B): "Cortex-A76",
+    (0x41, 0xD0C): "Neoverse-N1",
+    (0x41, 0xD0D): "Cortex-A77",
+    (0x41, 0xD40): "Neoverse-V1",
+    (0x41, 0xD41): "Cortex-A78",
+    (0x41, 0xD44): "Cortex-X1",
+    (0x41, 0xD46): "Cortex-A510",
+    (0x41, 0xD47): "Cortex-A710",
+    (0x41, 0xD48): "Cortex-X2",
+    (0x41, 0xD49): "Neoverse-N2",
+    (0x41, 0xD4A): "Neoverse-E1",
+    (0x41, 0xD4B): "Cortex-A78C",
+    (0x41, 0xD4D): "Cortex-A715",
+    (0x41, 0xD4E): "Cortex-X3",
+    (0x41, 0xD4F): "Neoverse-V2",
+    (0x41, 0xD80): "Cortex-A520",
+    (0x41, 0xD81): "Cortex-A720",
+    (0x41, 0xD82): "Cortex-X4",
+    (0x41, 0xD84): "Neoverse-V3",
+    (0x41, 0xD8E): "Neoverse-N3",
+    (0x43, 0x0AF): "ThunderX2 99xx",
+    (0x46, 0x001): "A64FX",
+    (0x48, 0xD01): "TaiShan-v110",
+    (0x4E, 0x004): "Carmel",
+    (0xC0, 0xAC3): "Ampere-1",
+    (0xC0, 0xAC4): "Ampere-1a",
+}
+
+_SPACES = re.compile(r"\s+")
+
+
+def parse_cpuinfo(text: str) -> list[dict[str, str]]:
+    """``/proc/cpuinfo`` as one dictionary per block, keys lower-cased."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            current.setdefault(key.strip().lower(), value.strip())
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _number(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value, 0)
+    except ValueError:
+        return None
+
+
+def _arm_name(block: dict[str, str]) -> str | None:
+    implementer = _number(block.get("cpu implementer"))
+    part = _number(block.get("cpu part"))
+    if implementer is None or part is None:
+        return None
+    vendor = ARM_IMPLEMENTERS.get(implementer, f"implementer 0x{implementer:02x}")
+    model = ARM_PARTS.get((implementer, part), f"part 0x{part:03x}")
+    return f"{vendor} {model}"
+
+
+def _block_model(block: dict[str, str]) -> str | None:
+    name = block.get("model name")
+    arm = _arm_name(block)
+    # 32-bit ARM kernels print a generic "ARMv7 Processor rev 3 (v7l)"; the part says more.
+    if arm and (not name or name.startswith("ARMv")):
+        return arm
+    if name:
+        return name
+    if "cpu" in block:  # POWER: "POWER9 (raw), altivec supported"
+        return block["cpu"].split(",")[0].split(" (")[0].strip() or None
+    if "uarch" in block:  # RISC-V: "sifive,u74-mc"
+        return block["uarch"]
+    return None
+
+
+def model_from_cpuinfo(text: str) -> str | None:
+    """The CPU model named in ``/proc/cpuinfo``; several kinds (big.LITTLE) joined by `` + ``."""
+    names: list[str] = []
+    for block in parse_cpuinfo(text):
+        name = _block_model(block)
+        if name:
+            name = _SPACES.sub(" ", name).strip()
+            if name and name not in names:
+                names.append(name)
+    if not names:
+        return None
+    return " + ".join(names)
+
+
+def logical_from_cpuinfo(text: str) -> int | None:
+    """Number of ``processor`` blocks in ``/proc/cpuinfo``."""
+    count = sum(1 for block in parse_cpuinfo(text) if "processor" in block)
+    return count or None
+
+
+def physical_from_cpuinfo(text: str) -> int | None:
+    """Distinct (``physical id``, ``core id``) pairs, as psutil counts them without sysfs."""
+    cores = {
+        (block["physical id"], block["core id"])
+        for block in parse_cpuinfo(text)
+        if "physical id" in block and "core id" in block
+    }
+    return len(cores) or None
+
+
+def physical_from_sysfs(root: Root) -> int | None:
+    """Distinct cores by their siblings lists in sysfs topology, as psutil counts them."""
+    base = "/sys/devices/system/cpu"
+    cores = set()
+    for name in root.listdir(base):
+        if not (name.startswith("cpu") and name[3:].isdigit()):
+            continue
+        for leaf in ("core_cpus_list", "thread_siblings_list"):
+            siblings = root.read_line(f"{base}/{name}/topology/{leaf}")
+            if siblings:
+                cores.add(siblings)
+                break
+    return len(cores) or None
+
+
+def parse_cpu_list(text: str) -> int | None:
+    """Number of CPUs in a kernel list such as ``0-3,8,10-11``; ``None`` if malformed."""
+    total = 0
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        low, sep, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if sep else first
+        except ValueError:
+            return None
+        if last < first:
+            return None
+        total += last - first + 1
+    return total or None
+
+
+def affinity(root: Root) -> int | None:
+    """CPUs this process may be scheduled on (``Cpus_allowed_list`` of ``/proc/self/status``)."""
+    status = root.read("/proc/self/status")
+    if status:
+        for line in status.splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                count = parse_cpu_list(line.split(":", 1)[1])
+                if count:
+                    return count
+    if root.is_live and hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return None
+
+
+def available(root: Root, logical: int | None) -> str | None:
+    """``sys.cpu_available``: min(affinity, cgroup CPU quota) as a plain decimal."""
+    candidates: list[float] = []
+    allowed = affinity(root)
+    if allowed:
+        candidates.append(allowed)
+    elif logical:
+        candidates.append(logical)
+    quota = _cgroup.cpu_quota(root)
+    if quota is not None:
+        candidates.append(quota)
+    return T.decimal(min(candidates)) if candidates else None
+
+
+def physical_cores_psutil() -> int | None:
+    """Physical cores as psutil counts them (imported only when asked)."""
+    import psutil
+
+    count: int | None = psutil.cpu_count(logical=False)
+    return count
+
+
+def collect_linux(ctx: Context) -> dict[str, str]:
+    """CPU tags on Linux, from files under the root (the live machine adds psutil, os)."""
+    root = ctx.root
+    cpuinfo = root.read("/proc/cpuinfo") or ""
+    found: dict[str, str] = {}
+    model = model_from_cpuinfo(cpuinfo) or platform.machine()
+    if model:
+        found[T.CPU] = model
+    # The same files psutil reads, but under the root, so a captured machine replays whole
+    # (and psutil's import, slower than all these reads together, is not paid on Linux).
+    logical = os.cpu_count() if root.is_live else logical_from_cpuinfo(cpuinfo)
+    physical = physical_from_cpuinfo(cpuinfo) or physical_from_sysfs(root)
+    if physical is None and root.is_live:
+        physical = physical_cores_psutil()
+    if logical:
+        found[T.CPU_CORES] = str(logical)
+    if physical:
+        found[T.CPU_PHYSICAL_CORES] = str(physical)
+    usable = available(root, logical)
+    if usable:
+        found[T.CPU_AVAILABLE] = usable
+    return found
+
+
+def collect_counts(ctx: Context) -> dict[str, str]:
+    """Core counts where only the standard library and psutil can tell (macOS, Windows)."""
+    found: dict[str, str] = {}
+    logical = os.cpu_count()
+    if logical:
+        found[T.CPU_CORES] = str(logical)
+        found[T.CPU_AVAILABLE] = str(logical)
+    physical = physical_cores_psutil()
+    if physical:
+        found[T.CPU_PHYSICAL_CORES] = str(physical)
+    return found

@@ -1,0 +1,259 @@
+"""NVIDIA GPUs: NVML first, ``/proc/driver/nvidia`` and ``nvidia-smi`` as fallbacks.
+
+On the live machine NVML (through :mod:`._nvml`, no ``pynvml`` import) gives all six facts
+in one in-process pass. Where NVML cannot be loaded or initialised, and on a replayed
+machine (``MLFLOW_SYSMETRICS_ROOT``), the driver's ``/proc`` files give model, UUID, bus
+and driver version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds
+memory and compute capability, with the CUDA version read from ``nvidia-smi``'s header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+
+from .._context import Context
+from .._files import Root
+from . import _nvml
+from .gpu import Device, Inventory
+
+_LOG = logging.getLogger("mlflow_sysmetrics")
+
+#: The one ``nvidia-smi`` query for everything at once (the fields a real H100 was asked).
+QUERY_FIELDS = (
+    "index,name,uuid,memory.total,driver_version,pci.bus_id,compute_cap,mig.mode.current,power.limit"
+)
+_BASIC_FIELDS = "index,name,uuid,memory.total,driver_version,pci.bus_id"
+_DRIVER = re.compile(r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)")
+_CUDA = re.compile(r"CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)", re.IGNORECASE)
+_MIG_LINE = re.compile(r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)")
+_GPU_LINE = re.compile(r"^GPU\s+(\d+):.*\(UUID:\s*(GPU-[^)\s]+)\)")
+
+
+def parse_information(text: str) -> dict[str, str]:
+    """``/proc/driver/nvidia/gpus/*/information``: ``Key: value`` lines."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def parse_driver_version(text: str) -> str | None:
+    """Driver version from ``/proc/driver/nvidia/version`` (``580.159.04``)."""
+    match = _DRIVER.search(text)
+    return match.group(1) if match else None
+
+
+def from_proc(root: Root) -> Inventory | None:
+    """NVIDIA GPUs named by the driver's ``/proc`` files, or ``None`` without the driver.
+
+    ``/proc/driver/nvidia`` is not namespaced: a container given one of eight GPUs still
+    lists all eight there. Where ``/dev/nvidiactl`` shows the device nodes are ours to see,
+    only GPUs whose ``/dev/nvidia<minor>`` exists are counted.
+    """
+    folders = root.listdir("/proc/driver/nvidia/gpus")
+    if not folders:
+        return None
+    filter_by_node = root.exists("/dev/nvidiactl")
+    devices: list[Device] = []
+    for bus in folders:
+        info = parse_information(root.read(f"/proc/driver/nvidia/gpus/{bus}/information") or "")
+        name = info.get("Model")
+        if not name or info.get("GPU Excluded", "No").lower().startswith("yes"):
+            continue
+        minor = info.get("Device Minor")
+        if filter_by_node and minor and not root.exists(f"/dev/nvidia{minor}"):
+            continue
+        uuid = info.get("GPU UUID")
+        devices.append(
+            Device(
+                "nvidia",
+                len(devices),
+                name,
+                uuid if uuid and uuid.startswith("GPU-") else None,
+                bus_id=info.get("Bus Location") or bus,
+            )
+        )
+    driver = parse_driver_version(root.read("/proc/driver/nvidia/version") or "")
+    return Inventory("nvidia", "proc", tuple(devices), driver)
+
+
+def _mib(value: str) -> int | None:
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*(MiB|GiB)?\s*$", value)
+    if not match:
+        return None
+    number = float(match.group(1))
+    return int(number * (1024**3 if match.group(2) == "GiB" else 1024**2))
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or value.startswith("[") or value in ("N/A", "[N/A]", "Not Supported"):
+        return None
+    return value
+
+
+def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
+    """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
+    rows = [row for row in csv.reader(io.StringIO(text), skipinitialspace=True) if row]
+    if not rows:
+        return [], None
+    header = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in rows[0]]
+    devices: list[Device] = []
+    driver = None
+    for row in rows[1:]:
+        values = dict(zip(header, (cell.strip() for cell in row), strict=False))
+        name = _clean(values.get("name"))
+        if not name:
+            continue
+        driver = driver or _clean(values.get("driver_version"))
+        memory = _clean(values.get("memory.total"))
+        mig = _clean(values.get("mig.mode.current"))
+        bus = _clean(values.get("pci.bus_id"))
+        uuid = _clean(values.get("uuid"))
+        devices.append(
+            Device(
+                "nvidia",
+                len(devices),
+                name,
+                uuid,
+                _mib(memory) if memory else None,
+                bus,
+                _clean(values.get("compute_cap")),
+                None if mig is None else mig.lower() == "enabled",
+            )
+        )
+    return devices, driver
+
+
+def parse_cuda_version(text: str) -> str | None:
+    """CUDA driver version from ``nvidia-smi``'s header or ``nvidia-smi -q``."""
+    match = _CUDA.search(text)
+    return match.group(1) if match else None
+
+
+def parse_list(text: str) -> dict[str, list[Device]]:
+    """MIG instances per GPU UUID from ``nvidia-smi -L``."""
+    found: dict[str, list[Device]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        gpu = _GPU_LINE.match(line)
+        if gpu:
+            current = gpu.group(2)
+            found[current] = []
+            continue
+        mig = _MIG_LINE.match(line)
+        if mig and current is not None:
+            found[current].append(Device("nvidia", int(mig.group(2)), f"MIG {mig.group(1)}", mig.group(3)))
+    return found
+
+
+def from_nvidia_smi(ctx: Context) -> Inventory | None:
+    """One ``nvidia-smi --query-gpu`` call for all GPUs, plus its header for CUDA's version.
+
+    ``None`` when ``nvidia-smi`` is not installed; errors (a hang, a non-zero exit) raise.
+    """
+    try:
+        text = ctx.run(["nvidia-smi", f"--query-gpu={QUERY_FIELDS}", "--format=csv"])
+    except FileNotFoundError:
+        return None
+    except RuntimeError as exc:
+        if "not a valid field" not in str(exc):
+            raise
+        # Drivers before 510 know no compute_cap or mig fields.
+        text = ctx.run(["nvidia-smi", f"--query-gpu={_BASIC_FIELDS}", "--format=csv"])
+    devices, driver = parse_query_csv(text)
+    cuda = parse_cuda_version(ctx.run(["nvidia-smi"]))
+    if any(d.mig_enabled for d in devices):
+        instances = parse_list(ctx.run(["nvidia-smi", "-L"]))
+        devices = [
+            Device(
+                d.vendor,
+                d.index,
+                d.name,
+                d.uuid,
+                d.memory_bytes,
+                d.bus_id,
+                d.compute_capability,
+                d.mig_enabled,
+                tuple(
+                    Device("nvidia", m.index, f"{d.name} {m.name}", m.uuid)
+                    for m in instances.get(d.uuid or "", [])
+                ),
+            )
+            for d in devices
+        ]
+    return Inventory("nvidia", "nvidia-smi", tuple(devices), driver, cuda)
+
+
+def _merge(proc: Inventory, smi: Inventory) -> Inventory:
+    """``/proc``'s list (it honours the container's device nodes) filled in from ``nvidia-smi``."""
+    by_uuid: dict[str | None, Device] = {d.uuid: d for d in smi.devices if d.uuid}
+    by_bus = {_bus_key(d.bus_id): d for d in smi.devices if d.bus_id}
+    devices = []
+    for device in proc.devices:
+        extra = by_uuid.get(device.uuid) or by_bus.get(_bus_key(device.bus_id))
+        if extra is None:
+            devices.append(device)
+            continue
+        devices.append(
+            Device(
+                "nvidia",
+                device.index,
+                device.name,
+                device.uuid or extra.uuid,
+                extra.memory_bytes,
+                device.bus_id,
+                extra.compute_capability,
+                extra.mig_enabled,
+                extra.mig_devices,
+            )
+        )
+    return Inventory(
+        "nvidia",
+        "proc+nvidia-smi",
+        tuple(devices),
+        proc.driver or smi.driver,
+        smi.cuda_driver,
+    )
+
+
+def _bus_key(bus: str | None) -> str:
+    # nvidia-smi writes 00000000:00:06.0, the kernel 0000:00:06.0.
+    if not bus:
+        return ""
+    domain, _, rest = bus.lower().partition(":")
+    try:
+        return f"{int(domain, 16)}:{rest}"
+    except ValueError:
+        return bus.lower()
+
+
+def inventory(ctx: Context) -> Inventory | None:
+    """NVIDIA GPUs by the cheapest source that knows all six facts, or ``None`` if none."""
+    root = ctx.root
+    proc = from_proc(root)
+    if root.is_live:
+        try:
+            return _nvml.inventory()
+        except OSError:
+            _LOG.debug("NVML is not installed; trying the driver's files and nvidia-smi")
+        except _nvml.NVMLError as exc:
+            _LOG.debug("NVML failed (%s); trying the driver's files and nvidia-smi", exc)
+            if proc is not None:
+                ctx.note_error(exc)
+    if proc is None or not proc.devices:
+        # No NVIDIA driver here: nvidia-smi, if installed at all, could only fail.
+        return proc
+    try:
+        smi = from_nvidia_smi(ctx)
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        ctx.note_error(exc)
+        return proc
+    return proc if smi is None else _merge(proc, smi)

@@ -1,0 +1,112 @@
+"""The operating system and platform string, and the host name (opt-in)."""
+
+from __future__ import annotations
+
+import platform
+import socket
+
+from .. import tags as T
+from .._context import Context
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """``KEY=value`` pairs of an os-release file, quotes and backslash escapes undone."""
+    values: dict[str, str] = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+            quote = raw[0]
+            raw = raw[1:-1]
+            if quote == '"':
+                out = []
+                i = 0
+                while i < len(raw):
+                    if raw[i] == "\\" and i + 1 < len(raw):
+                        out.append(raw[i + 1])
+                        i += 2
+                        continue
+                    out.append(raw[i])
+                    i += 1
+                raw = "".join(out)
+        values[key.strip()] = raw
+    return values
+
+
+def os_name_from_release(values: dict[str, str]) -> str | None:
+    """A readable OS name: ``PRETTY_NAME``, else ``NAME VERSION``, else what there is."""
+    pretty = values.get("PRETTY_NAME", "").strip()
+    if pretty:
+        return pretty
+    name = values.get("NAME", "").strip() or values.get("ID", "").strip()
+    version = values.get("VERSION", "").strip() or values.get("VERSION_ID", "").strip()
+    text = f"{name} {version}".strip()
+    return text or None
+
+
+def collect_linux(ctx: Context) -> dict[str, str]:
+    """``sys.platform`` and ``sys.os`` (from ``/etc/os-release``, else ``/usr/lib/os-release``)."""
+    found = {T.PLATFORM: platform.platform()}
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        text = ctx.root.read(path)
+        if text is not None:
+            name = os_name_from_release(parse_os_release(text))
+            if name:
+                found[T.OS] = name
+                break
+    return found
+
+
+def macos_name(release: str) -> str | None:
+    """``macOS 15.1`` from :func:`platform.mac_ver`'s release."""
+    return f"macOS {release}" if release else None
+
+
+def windows_name(release: str, version: str) -> str | None:
+    """``Windows 11`` from :func:`platform.win32_ver`: builds from 22000 on are Windows 11.
+
+    Windows 11 still reports itself as release ``10`` to older Pythons, and its registry
+    ``ProductName`` says "Windows 10" too; the build number is what tells them apart.
+    """
+    if not release:
+        return None
+    try:
+        build = int(version.split(".")[2])
+    except (IndexError, ValueError):
+        build = 0
+    if release == "10" and build >= 22000:
+        release = "11"
+    return f"Windows {release}"
+
+
+def collect_macos(ctx: Context) -> dict[str, str]:
+    """``sys.platform`` and ``sys.os`` on macOS."""
+    found = {T.PLATFORM: platform.platform()}
+    name = macos_name(platform.mac_ver()[0])
+    if name:
+        found[T.OS] = name
+    return found
+
+
+def collect_windows(ctx: Context) -> dict[str, str]:
+    """``sys.platform`` and ``sys.os`` on Windows."""
+    found = {T.PLATFORM: platform.platform()}
+    release, version, _, _ = platform.win32_ver()
+    name = windows_name(release, version)
+    if name:
+        found[T.OS] = name
+    return found
+
+
+def collect_other(ctx: Context) -> dict[str, str]:
+    """``sys.platform`` and ``sys.os`` where no better source is known."""
+    return {T.PLATFORM: platform.platform(), T.OS: f"{platform.system()} {platform.release()}".strip()}
+
+
+def collect_host(ctx: Context) -> dict[str, str]:
+    """``sys.host``: the host name, written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks."""
+    name = socket.gethostname()
+    return {T.HOST: name} if name else {}

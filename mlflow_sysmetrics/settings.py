@@ -1,0 +1,124 @@
+"""Settings read from environment variables, with one clear warning for a bad value.
+
+A bad value never stops tagging: it is reported once (naming the variable and the default
+used instead) and the default applies. Settings are re-read on every call, so a change to
+the environment takes effect at once; parsing is memoised on the raw values, so an
+unchanged environment costs a few dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+from . import _env
+from . import provider as _provider
+from . import tags as _tags
+
+_LOG = logging.getLogger("mlflow_sysmetrics")
+
+ENV_PROVIDER = _provider.ENV_PROVIDER
+ENV_TIMEOUT = "MLFLOW_SYSMETRICS_TIMEOUT"
+ENV_INCLUDE = "MLFLOW_SYSMETRICS_INCLUDE"
+ENV_EXCLUDE = "MLFLOW_SYSMETRICS_EXCLUDE"
+ENV_ROOT = "MLFLOW_SYSMETRICS_ROOT"
+
+#: Name that switches on implicit tagging in ``MLFLOW_RUN_CONTEXT_PROVIDER``.
+PROVIDER_NAME = _provider.PROVIDER_NAME
+DEFAULT_TIMEOUT = 1.0
+DEFAULT_ROOT = "/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment asks of one collection."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    root: str = DEFAULT_ROOT
+
+
+_warned: set[tuple[str, str]] = set()
+_memo: dict[tuple[str | None, ...], Settings] = {}
+
+
+provider_enabled = _provider.provider_enabled
+
+_read = _env.reader((ENV_TIMEOUT, ENV_INCLUDE, ENV_EXCLUDE, ENV_ROOT))
+
+
+def current() -> Settings:
+    """The settings the environment gives now."""
+    raw = _read()
+    settings = _memo.get(raw)
+    if settings is None:
+        settings = Settings(
+            timeout=_parse_timeout(raw[0]),
+            include=_parse_patterns(ENV_INCLUDE, raw[1]),
+            exclude=_parse_patterns(ENV_EXCLUDE, raw[2]),
+            root=_parse_root(raw[3]),
+        )
+        if len(_memo) > 64:  # an environment that keeps changing must not grow memory
+            _memo.clear()
+        _memo[raw] = settings
+    return settings
+
+
+def warn_once(variable: str, value: str, message: str) -> None:
+    """Log ``message`` about ``variable`` once per distinct bad ``value``."""
+    key = (variable, value)
+    if key in _warned:
+        return
+    _warned.add(key)
+    _LOG.warning("%s=%r: %s", variable, value, message)
+
+
+def _parse_timeout(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        warn_once(
+            ENV_TIMEOUT,
+            raw,
+            f"expected a positive number of seconds such as 1.5; using the default {DEFAULT_TIMEOUT}",
+        )
+        return DEFAULT_TIMEOUT
+    return value
+
+
+def _parse_patterns(variable: str, raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    patterns = tuple(p for p in (part.strip() for part in raw.split(",")) if p)
+    unknown = [p for p in patterns if not _tags.matches_any_known(p)]
+    if unknown:
+        warn_once(
+            variable,
+            raw,
+            f"{', '.join(unknown)} names no tag this package writes "
+            f"(keys look like 'sys.gpu' or 'sys.dist.*'); ignoring "
+            f"{'it' if len(unknown) == 1 else 'them'}",
+        )
+        patterns = tuple(p for p in patterns if p not in unknown)
+    return patterns
+
+
+def _parse_root(raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        return DEFAULT_ROOT
+    path = os.path.abspath(os.path.expanduser(raw.strip()))
+    if not os.path.isdir(path):
+        warn_once(
+            ENV_ROOT,
+            raw,
+            f"is not a folder; reading the machine's own files under the default {DEFAULT_ROOT!r}",
+        )
+        return DEFAULT_ROOT
+    return path

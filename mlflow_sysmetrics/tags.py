@@ -1,0 +1,119 @@
+"""Tag keys and how values are written.
+
+Keys are a contract: other tools and users search on them, so they never change. Values are
+strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decimals.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+
+CPU = "sys.cpu"
+CPU_CORES = "sys.cpu_cores"
+CPU_PHYSICAL_CORES = "sys.cpu_physical_cores"
+CPU_AVAILABLE = "sys.cpu_available"
+MEMORY_GB = "sys.memory_gb"
+MEMORY_LIMIT_GB = "sys.memory_limit_gb"
+DISK_FREE_GB = "sys.disk_free_gb"
+DISK_TOTAL_GB = "sys.disk_total_gb"
+PLATFORM = "sys.platform"
+OS = "sys.os"
+PYTHON = "sys.python"
+MLFLOW = "sys.mlflow"
+GPU = "sys.gpu"
+GPU_COUNT = "sys.gpu_count"
+GPU_MEMORY_GB = "sys.gpu_memory_gb"
+GPU_DRIVER = "sys.gpu_driver"
+CUDA_DRIVER = "sys.cuda_driver"
+GPU_COMPUTE_CAPABILITY = "sys.gpu_compute_capability"
+GPU_MIG = "sys.gpu_mig"
+CONTAINER = "sys.container"
+CLOUD = "sys.cloud"
+INSTANCE_TYPE = "sys.instance_type"
+DIST_RANK = "sys.dist.rank"
+DIST_LOCAL_RANK = "sys.dist.local_rank"
+DIST_WORLD_SIZE = "sys.dist.world_size"
+DIST_NODE_RANK = "sys.dist.node_rank"
+DIST_NODES = "sys.dist.nodes"
+SLURM_JOB_ID = "sys.slurm.job_id"
+HOST = "sys.host"
+ERROR = "sysmetrics.error"
+
+#: Every key :func:`mlflow_sysmetrics.collect` can write, in display order.
+ALL_KEYS: tuple[str, ...] = (
+    CPU,
+    CPU_CORES,
+    CPU_PHYSICAL_CORES,
+    CPU_AVAILABLE,
+    MEMORY_GB,
+    MEMORY_LIMIT_GB,
+    DISK_FREE_GB,
+    DISK_TOTAL_GB,
+    PLATFORM,
+    OS,
+    PYTHON,
+    MLFLOW,
+    GPU,
+    GPU_COUNT,
+    GPU_MEMORY_GB,
+    GPU_DRIVER,
+    CUDA_DRIVER,
+    GPU_COMPUTE_CAPABILITY,
+    GPU_MIG,
+    CONTAINER,
+    CLOUD,
+    INSTANCE_TYPE,
+    DIST_RANK,
+    DIST_LOCAL_RANK,
+    DIST_WORLD_SIZE,
+    DIST_NODE_RANK,
+    DIST_NODES,
+    SLURM_JOB_ID,
+    HOST,
+    ERROR,
+)
+
+#: Keys written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for them.
+OPT_IN_KEYS: frozenset[str] = frozenset({HOST})
+
+#: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
+NO_GPU = "None"
+
+#: MLflow refuses tag values longer than this (``MAX_TAG_VAL_LENGTH``).
+MAX_VALUE_LENGTH = 8000
+#: ``sysmetrics.error`` is cut to this many characters.
+MAX_ERROR_LENGTH = 500
+
+
+def gb(num_bytes: float) -> str:
+    """Bytes as decimal gigabytes (10^9) with at most two decimals: ``85520809984`` -> ``85.52``."""
+    return str(round(num_bytes / 1e9, 2))
+
+
+def decimal(value: float) -> str:
+    """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``."""
+    rounded = round(value, 2)
+    if rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.2f}".rstrip("0")
+
+
+def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
+    """``value`` cut to ``limit`` characters, ending in an ellipsis when it was cut."""
+    if len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"
+
+
+@functools.lru_cache(maxsize=256)
+def matches_any_known(pattern: str) -> bool:
+    """Whether ``pattern`` (a key or ``fnmatch`` pattern) names at least one known key."""
+    return any(fnmatch.fnmatchcase(key, pattern) for key in ALL_KEYS)
+
+
+def selected(key: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Whether ``key`` is written under the given include and exclude patterns."""
+    if key in OPT_IN_KEYS and not any(fnmatch.fnmatchcase(key, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(key, p) for p in exclude)
