@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import _env, _proc
@@ -16,7 +15,6 @@ _guard_lock = threading.Lock()
 _stuck: set[str] = set()
 
 
-@dataclass
 class Context:
     """One collector's view of one collection: where to read, how long it may take.
 
@@ -24,10 +22,13 @@ class Context:
     ``errors`` takes partial failures (one source of several failed) without losing tags.
     """
 
-    root: Root
-    deadline: float
-    details: dict[str, Any] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
+    __slots__ = ("deadline", "details", "errors", "root")
+
+    def __init__(self, root: Root, deadline: float) -> None:
+        self.root = root
+        self.deadline = deadline
+        self.details: dict[str, Any] = {}
+        self.errors: list[str] = []
 
     def remaining(self) -> float:
         """Seconds left before the collection's deadline (never negative)."""
@@ -80,7 +81,6 @@ class Context:
 CollectFunction = Callable[[Context], Mapping[str, str]]
 
 
-@dataclass(frozen=True)
 class Collector:
     """One concern's facts.
 
@@ -91,12 +91,22 @@ class Collector:
     :meth:`Context.within_deadline`).
     """
 
-    name: str
-    function: CollectFunction
-    keys: tuple[str, ...]
-    env: tuple[str, ...] = ()
-    inline: bool = False
-    read_env: _env.Reader = field(init=False, repr=False, compare=False)
+    __slots__ = ("env", "function", "inline", "keys", "name", "read_env")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "read_env", _env.reader(self.env))
+    def __init__(
+        self,
+        name: str,
+        function: CollectFunction,
+        keys: tuple[str, ...],
+        env: tuple[str, ...] = (),
+        inline: bool = False,
+    ) -> None:
+        self.name = name
+        self.function = function
+        self.keys = keys
+        self.env = env
+        self.inline = inline
+        self.read_env = _env.reader(env)
+
+    def __repr__(self) -> str:
+        return f"Collector({self.name!r})"

@@ -19,8 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _env, _platform
 from . import settings as _settings
@@ -96,19 +95,17 @@ class _Outcome:
         self.reports: list[CollectorReport] = []
 
 
-@dataclass
-class CollectorReport:
+class CollectorReport(NamedTuple):
     """How one collector fared in one collection (for the snapshot)."""
 
     name: str
     seconds: float | None
     cached: bool
-    errors: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
+    errors: list[str]
+    details: dict[str, Any]
 
 
-@dataclass
-class Report:
+class Report(NamedTuple):
     """A collection's tags and how each collector fared."""
 
     tags: dict[str, str]
@@ -229,7 +226,7 @@ def _gather(
             complete = False
             message = f"{collector.name}: TimeoutError: no answer in {timeout:g} s"
             outcome.errors.append(message)
-            outcome.reports.append(CollectorReport(collector.name, None, from_cache, [message]))
+            outcome.reports.append(CollectorReport(collector.name, None, from_cache, [message], {}))
             continue
         _absorb_entry(outcome, collector, entry, from_cache)
     return outcome, complete

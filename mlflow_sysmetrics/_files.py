@@ -9,22 +9,20 @@ left out, it does not fail the run.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 #: Most bytes read from one file; ``/proc/cpuinfo`` of a 512-core machine is about 1 MiB.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
 class Root:
     """A file-system root under which absolute Linux paths are resolved."""
 
-    path: str = "/"
+    __slots__ = ("is_live", "path")
 
-    @property
-    def is_live(self) -> bool:
-        """True when this is the real root of the running machine, not a replayed tree."""
-        return self.path in ("/", "")
+    def __init__(self, path: str = "/") -> None:
+        self.path = path
+        #: True when this is the real root of the running machine, not a replayed tree.
+        self.is_live = path in ("/", "")
 
     def join(self, path: str) -> str:
         """Return ``path`` (absolute, e.g. ``/proc/cpuinfo``) placed under this root."""

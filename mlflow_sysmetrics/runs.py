@@ -7,7 +7,6 @@ MLflow is imported inside the functions, so ``import mlflow_sysmetrics`` stays c
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
@@ -105,7 +104,7 @@ def _tags_for_existing_run() -> tuple[dict[str, str], bool, str]:
     artifact = SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
     mine = shared_run_tags(tags, info)
     if mine is None:  # not the node's writer: what the writer writes, without writing it
-        return shared_run_tags(tags, dataclasses.replace(info, local_rank=0)) or {}, False, artifact
+        return shared_run_tags(tags, info._replace(local_rank=0)) or {}, False, artifact
     return mine, True, artifact
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import _env
 from . import provider as _provider
@@ -31,8 +31,7 @@ DEFAULT_TIMEOUT = 1.0
 DEFAULT_ROOT = "/"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """What the environment asks of one collection."""
 
     timeout: float = DEFAULT_TIMEOUT

@@ -11,21 +11,19 @@ v1 controllers win over a v2 hierarchy that does not hold them (hybrid hosts).
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._files import Root
 
 
-@dataclass(frozen=True)
-class Membership:
+class Membership(NamedTuple):
     """One line of ``/proc/self/cgroup``."""
 
     controllers: tuple[str, ...]
     path: str
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """A cgroup file system mount from ``/proc/self/mountinfo``."""
 
     version: int
@@ -47,13 +45,15 @@ def parse_proc_cgroup(text: str) -> list[Membership]:
 
 
 def unescape(field: str) -> str:
+    """A mountinfo field with its octal escapes (a space is written as backslash 040) undone."""
     # mountinfo writes space, tab, newline and backslash as octal escapes (\040 ...).
     out = []
     i = 0
     while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
+        digits = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(digits) == 3 and digits.isascii() and digits.isdigit():
             try:
-                out.append(chr(int(field[i + 1 : i + 4], 8)))
+                out.append(chr(int(digits, 8)))
                 i += 4
                 continue
             except ValueError:

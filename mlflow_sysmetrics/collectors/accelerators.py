@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 
 from .. import _platform
 from .._context import Context
-from . import amd, apple, nvidia, windows
 from .gpu import Device, Inventory, describe, gpu_tags, select_visible
 
 #: Environment variables that change which GPUs are visible.
@@ -26,10 +25,17 @@ _inventories: dict[str, tuple[list[Inventory], list[str]]] = {}
 
 
 def _sources() -> list[Source]:
+    # Only this platform's modules are imported.
     if _platform.MACOS:
+        from . import apple
+
         return [apple.inventory]
     if _platform.WINDOWS:
+        from . import windows
+
         return [_windows_nvidia, windows.inventory]
+    from . import amd, nvidia
+
     return [nvidia.inventory, amd.inventory]
 
 

@@ -95,7 +95,7 @@ def parse_rocm_smi(text: str) -> tuple[list[Device], str | None]:
         raise ValueError("rocm-smi printed JSON that is not an object")
     devices: list[Device] = []
     cards = sorted(
-        (key for key in data if key.startswith("card") and key[4:].isdigit()),
+        (key for key in data if key.startswith("card") and key[4:].isascii() and key[4:].isdigit()),
         key=lambda key: int(key[4:]),
     )
     driver = None

@@ -159,7 +159,7 @@ def physical_from_sysfs(root: Root) -> int | None:
     base = "/sys/devices/system/cpu"
     cores = set()
     for name in root.listdir(base):
-        if not (name.startswith("cpu") and name[3:].isdigit()):
+        if not (name.startswith("cpu") and name[3:].isascii() and name[3:].isdigit()):
             continue
         for leaf in ("core_cpus_list", "thread_siblings_list"):
             siblings = root.read_line(f"{base}/{name}/topology/{leaf}")

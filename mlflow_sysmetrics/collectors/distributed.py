@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import _env
 from .. import tags as T
@@ -29,8 +29,7 @@ NODES_VARS = ("GROUP_WORLD_SIZE", "SLURM_NNODES", "SLURM_JOB_NUM_NODES")
 LOCAL_SIZE_VARS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
 
 
-@dataclass(frozen=True)
-class DistInfo:
+class DistInfo(NamedTuple):
     """Where this process stands in a launched job; ``None`` where no launcher said."""
 
     rank: int | None = None

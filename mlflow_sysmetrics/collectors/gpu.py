@@ -8,18 +8,16 @@ and friends) and writes the ``sys.gpu*`` tags.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import tags as T
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """One GPU (or one MIG instance of one)."""
 
     vendor: str
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, deliberately: the field is the index
     name: str
     uuid: str | None = None
     memory_bytes: int | None = None
@@ -30,8 +28,7 @@ class Device:
     unified_memory: bool = False
 
 
-@dataclass(frozen=True)
-class Inventory:
+class Inventory(NamedTuple):
     """What one vendor's source says about the machine's GPUs."""
 
     vendor: str
@@ -39,7 +36,7 @@ class Inventory:
     devices: tuple[Device, ...] = ()
     driver: str | None = None
     cuda_driver: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 def select_visible(devices: Sequence[Device], spec: str | None) -> list[Device]:
@@ -64,7 +61,7 @@ def select_visible(devices: Sequence[Device], spec: str | None) -> list[Device]:
 def _lookup(devices: Sequence[Device], token: str) -> Device | None:
     if not token:
         return None
-    if token.isdigit():
+    if token.isascii() and token.isdigit():
         index = int(token)
         return devices[index] if index < len(devices) else None
     lowered = token.lower()
@@ -154,10 +151,21 @@ def _profile(name: str) -> str:
     return name.split(marker, 1)[1] if marker in name else name.removeprefix("MIG ").strip()
 
 
+def _plain(value: Any) -> Any:
+    """Devices as dicts and tuples as lists, so the document survives a JSON round trip."""
+    if isinstance(value, Device):
+        return _plain(value._asdict())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def describe(devices: Sequence[Device], inventories: Sequence[Inventory]) -> dict[str, Any]:
     """The per-device detail for the snapshot document."""
     return {
-        "gpus": [asdict(d) for d in devices],
+        "gpus": [_plain(d) for d in devices],
         "gpu_sources": [
             {
                 "vendor": inv.vendor,

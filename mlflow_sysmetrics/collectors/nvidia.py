@@ -10,13 +10,11 @@ memory and compute capability, with the CUDA version read from ``nvidia-smi``'s 
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import re
 
 from .._context import Context
 from .._files import Root
-from . import _nvml
 from .gpu import Device, Inventory
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
@@ -101,7 +99,10 @@ def _clean(value: str | None) -> str | None:
 
 def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
     """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
-    rows = [row for row in csv.reader(io.StringIO(text), skipinitialspace=True) if row]
+    try:
+        rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if row]
+    except csv.Error:
+        return [], None
     if not rows:
         return [], None
     header = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in rows[0]]
@@ -169,6 +170,8 @@ def from_nvidia_smi(ctx: Context) -> Inventory | None:
         # Drivers before 510 know no compute_cap or mig fields.
         text = ctx.run(["nvidia-smi", f"--query-gpu={_BASIC_FIELDS}", "--format=csv"])
     devices, driver = parse_query_csv(text)
+    if not devices:
+        raise ValueError("nvidia-smi printed no GPU rows that could be read")
     cuda = parse_cuda_version(ctx.run(["nvidia-smi"]))
     if any(d.mig_enabled for d in devices):
         instances = parse_list(ctx.run(["nvidia-smi", "-L"]))
@@ -240,6 +243,8 @@ def inventory(ctx: Context) -> Inventory | None:
     root = ctx.root
     proc = from_proc(root)
     if root.is_live:
+        from . import _nvml
+
         try:
             return _nvml.inventory()
         except OSError:
@@ -253,7 +258,7 @@ def inventory(ctx: Context) -> Inventory | None:
         return proc
     try:
         smi = from_nvidia_smi(ctx)
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
         ctx.note_error(exc)
         return proc
     return proc if smi is None else _merge(proc, smi)

@@ -87,7 +87,7 @@ def cpu_model(registry: Registry) -> str | None:
 def nvidia_driver_from_windows(version: str) -> str | None:
     """NVIDIA's own driver number from the Windows one: ``31.0.15.5222`` -> ``552.22``."""
     digits = "".join(version.split(".")[-2:])
-    if len(digits) < 5 or not digits.isdigit():
+    if len(digits) < 5 or not (digits.isascii() and digits.isdigit()):
         return None
     tail = digits[-5:]
     return f"{int(tail[:3])}.{tail[3:]}"
@@ -110,7 +110,7 @@ def adapters(registry: Registry) -> tuple[list[Device], dict[str, str]]:
     devices: list[Device] = []
     drivers: dict[str, str] = {}
     for sub in registry.subkeys(DISPLAY_CLASS_KEY):
-        if not sub.isdigit():  # "Properties", "Configuration"
+        if not (sub.isascii() and sub.isdigit()):  # "Properties", "Configuration"
             continue
         values = registry.values(f"{DISPLAY_CLASS_KEY}\\{sub}")
         name = values.get("DriverDesc")

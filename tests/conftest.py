@@ -1,0 +1,149 @@
+"""Shared fixtures: replayed machines, fake commands on PATH, a clean environment.
+
+Nothing here imports MLflow: the unit tests must run where MLflow is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAKES = Path(__file__).parent / "fakes"
+
+#: Variables a test machine (or CI) may have set that would change what is collected.
+_SCRUBBED_PREFIXES = ("MLFLOW_SYSMETRICS_", "OMPI_COMM_WORLD_", "SLURM_", "PMI_", "TORCHELASTIC_")
+_SCRUBBED = {
+    "MLFLOW_RUN_CONTEXT_PROVIDER",
+    "CUDA_VISIBLE_DEVICES",
+    "HIP_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "KUBERNETES_SERVICE_HOST",
+    "APPTAINER_CONTAINER",
+    "SINGULARITY_CONTAINER",
+    "container",
+    "MPI_LOCALRANKID",
+    "MPI_LOCALNRANKS",
+}
+_SHELL_TOOLS = ("sh", "cat", "sleep", "head", "yes", "printf", "env")
+
+
+def fixture_root(name: str) -> Path:
+    """The replayed machine ``name`` under ``tests/fixtures``."""
+    path = FIXTURES / name
+    assert path.is_dir(), f"no fixture tree {name}"
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no sysmetrics settings, no launcher variables and no caches."""
+    for name in list(os.environ):
+        if name in _SCRUBBED or name.startswith(_SCRUBBED_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    from mlflow_sysmetrics import _engine, settings
+    from mlflow_sysmetrics.collectors import apple, disk
+
+    _engine.clear_cache()
+    settings._warned.clear()
+    settings._memo.clear()
+    apple._values = None
+    disk._is_local.clear()
+    yield
+    _engine.clear_cache()
+
+
+@pytest.fixture
+def shell_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only the basic shell tools fake commands use (no real GPU tools)."""
+    folder = tmp_path_factory.mktemp("tools")
+    for tool in _SHELL_TOOLS:
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    return folder
+
+
+FakeCommands = Callable[..., Path]
+
+
+@pytest.fixture
+def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: Path) -> FakeCommands:
+    """Put fake programs on a PATH that holds nothing else but basic shell tools.
+
+    ``fake_commands(recordings=folder)`` replays a ``commands/`` folder whose files are named
+    program + arguments joined + ``.txt`` (as the captured machines are);
+    ``fake_commands(scripts={"nvidia-smi": "sleep 30"})`` installs shell bodies.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{shell_tools}")
+
+    def install(recordings: Path | None = None, scripts: dict[str, str] | None = None) -> Path:
+        programs: dict[str, str] = {}
+        if recordings is not None:
+            for name in ("nvidia-smi", "rocm-smi", "sysctl", "system_profiler", "powershell"):
+                if any(p.name.startswith(name) for p in recordings.iterdir()):
+                    programs[name] = (
+                        f'key=$(printf "%s" "$@")\nfile="{recordings}/{name}$key.txt"\n'
+                        'if [ -f "$file" ]; then cat "$file"; exit 0; fi\n'
+                        f'echo "{name}: no recording for: $*" >&2\nexit 2\n'
+                    )
+        programs.update(scripts or {})
+        for name, body in programs.items():
+            path = bin_dir / name
+            path.write_text(f"#!/bin/sh\n{body}\n")
+            path.chmod(path.stat().st_mode | stat.S_IEXEC)
+        return bin_dir
+
+    return install
+
+
+Replay = Callable[..., Path]
+
+
+@pytest.fixture
+def replay(monkeypatch: pytest.MonkeyPatch, fake_commands: FakeCommands) -> Replay:
+    """Point the readers at a captured machine and put its recorded commands on PATH."""
+
+    def use(name: str, commands: bool = True) -> Path:
+        root = fixture_root(name)
+        monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(root))
+        recordings = root / "commands"
+        fake_commands(recordings=recordings if commands and recordings.is_dir() else None)
+        return root
+
+    return use
+
+
+@pytest.fixture(scope="session")
+def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a fake ``libnvidia-ml.so.1`` compiled from ``tests/fakes/fake_nvml.c``."""
+    folder = tmp_path_factory.mktemp("nvml")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler (cc or gcc) is needed to build the fake NVML library"
+    subprocess.run(
+        [
+            compiler,
+            "-shared",
+            "-fPIC",
+            "-O1",
+            "-o",
+            str(folder / "libnvidia-ml.so.1"),
+            str(FAKES / "fake_nvml.c"),
+        ],
+        check=True,
+    )
+    return folder

@@ -1,0 +1,131 @@
+/* A stand-in for NVIDIA's libnvidia-ml.so.1, for tests on machines without a GPU.
+ *
+ * It answers the NVML calls mlflow_sysmetrics makes from a plain-text description of a
+ * machine named by FAKE_NVML_SPEC (one line per fact):
+ *   driver 580.159.04
+ *   cuda 13000
+ *   init_error 9            (nvmlInit_v2 fails with this code)
+ *   init_sleep_ms 5000      (nvmlInit_v2 hangs this long)
+ *   gpu <mem bytes> <cc major> <cc minor> <mig: -1 unsupported, 0 off, 1 on> <bus id> <uuid> <name...>
+ *   mig <parent index> <mem bytes> <uuid> <name...>
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_DEVICES 64
+
+typedef struct device {
+    char name[96];
+    char uuid[96];
+    char bus[32];
+    unsigned long long memory;
+    int cc_major, cc_minor, mig;
+    int parent;
+    struct device *children[8];
+    int child_count;
+} device_t;
+
+typedef struct { unsigned long long total, free, used; } memory_t;
+typedef struct {
+    char busIdLegacy[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32];
+} pci_t;
+
+static device_t gpus[MAX_DEVICES];
+static device_t migs[MAX_DEVICES];
+static int gpu_count, mig_count, loaded, init_error, init_sleep_ms;
+static char driver[80] = "0.0";
+static int cuda = 0;
+
+static void rest_of_line(const char *line, int skip, char *out, size_t size) {
+    const char *p = line;
+    for (int i = 0; i < skip && p; i++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    snprintf(out, size, "%s", p ? p : "");
+    out[strcspn(out, "\n")] = 0;
+}
+
+static void load(void) {
+    if (loaded) return;
+    loaded = 1;
+    const char *path = getenv("FAKE_NVML_SPEC");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "driver ", 7)) sscanf(line + 7, "%79s", driver);
+        else if (!strncmp(line, "cuda ", 5)) cuda = atoi(line + 5);
+        else if (!strncmp(line, "init_error ", 11)) init_error = atoi(line + 11);
+        else if (!strncmp(line, "init_sleep_ms ", 14)) init_sleep_ms = atoi(line + 14);
+        else if (!strncmp(line, "gpu ", 4) && gpu_count < MAX_DEVICES) {
+            device_t *d = &gpus[gpu_count++];
+            sscanf(line + 4, "%llu %d %d %d %31s %95s", &d->memory, &d->cc_major, &d->cc_minor, &d->mig,
+                   d->bus, d->uuid);
+            rest_of_line(line, 7, d->name, sizeof d->name);
+        } else if (!strncmp(line, "mig ", 4) && mig_count < MAX_DEVICES) {
+            device_t *d = &migs[mig_count++];
+            sscanf(line + 4, "%d %llu %95s", &d->parent, &d->memory, d->uuid);
+            rest_of_line(line, 4, d->name, sizeof d->name);
+            d->mig = -1;
+            if (d->parent >= 0 && d->parent < gpu_count && gpus[d->parent].child_count < 8)
+                gpus[d->parent].children[gpus[d->parent].child_count++] = d;
+        }
+    }
+    fclose(f);
+}
+
+int nvmlInit_v2(void) {
+    load();
+    if (init_sleep_ms) {
+        struct timespec t = {init_sleep_ms / 1000, (init_sleep_ms % 1000) * 1000000L};
+        nanosleep(&t, NULL);
+    }
+    return init_error;
+}
+int nvmlShutdown(void) { return 0; }
+const char *nvmlErrorString(int code) { return code == 9 ? "Driver Not Loaded" : "Unknown Error"; }
+
+static int copy(const char *text, char *out, unsigned int size) {
+    if (strlen(text) + 1 > size) return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */
+    strcpy(out, text);
+    return 0;
+}
+int nvmlSystemGetDriverVersion(char *out, unsigned int size) { return copy(driver, out, size); }
+int nvmlSystemGetCudaDriverVersion_v2(int *out) { *out = cuda; return cuda ? 0 : 3; }
+int nvmlDeviceGetCount_v2(unsigned int *count) { *count = gpu_count; return 0; }
+int nvmlDeviceGetHandleByIndex_v2(unsigned int index, device_t **handle) {
+    if (index >= (unsigned)gpu_count) return 2;
+    *handle = &gpus[index];
+    return 0;
+}
+int nvmlDeviceGetName(device_t *d, char *out, unsigned int size) { return copy(d->name, out, size); }
+int nvmlDeviceGetUUID(device_t *d, char *out, unsigned int size) { return copy(d->uuid, out, size); }
+int nvmlDeviceGetMemoryInfo(device_t *d, memory_t *m) {
+    m->total = d->memory; m->free = d->memory; m->used = 0;
+    return 0;
+}
+int nvmlDeviceGetCudaComputeCapability(device_t *d, int *major, int *minor) {
+    *major = d->cc_major; *minor = d->cc_minor;
+    return 0;
+}
+int nvmlDeviceGetPciInfo_v3(device_t *d, pci_t *pci) {
+    memset(pci, 0, sizeof *pci);
+    snprintf(pci->busId, sizeof pci->busId, "%s", d->bus);
+    return 0;
+}
+int nvmlDeviceGetMigMode(device_t *d, unsigned int *current, unsigned int *pending) {
+    if (d->mig < 0) return 3; /* NVML_ERROR_NOT_SUPPORTED */
+    *current = *pending = (unsigned)d->mig;
+    return 0;
+}
+int nvmlDeviceGetMaxMigDeviceCount(device_t *d, unsigned int *count) { *count = 7; return 0; }
+int nvmlDeviceGetMigDeviceHandleByIndex(device_t *d, unsigned int index, device_t **handle) {
+    if (index >= (unsigned)d->child_count) return 6; /* NVML_ERROR_NOT_FOUND */
+    *handle = d->children[index];
+    return 0;
+}

@@ -1,0 +1,73 @@
+"""AMD GPUs: PCI ids and amdgpu's sysfs files, rocm-smi only to fill gaps."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflow_sysmetrics import collect
+from mlflow_sysmetrics.collectors import amd
+from tests.conftest import FakeCommands, Replay
+
+
+def test_instinct_cards_from_sysfs_alone(replay: Replay) -> None:
+    """Two MI250 dies: named from the PCI id, sized from mem_info_vram_total; the BMC's VGA is not counted."""
+    replay("amd-mi250")
+    tags = collect()
+    assert tags["sys.gpu"] == "AMD Instinct MI250X/MI250"
+    assert tags["sys.gpu_count"] == "2"
+    assert tags["sys.gpu_memory_gb"] == "68.7"
+    assert tags["sys.gpu_driver"] == "6.7.0"
+    assert "sysmetrics.error" not in tags
+
+
+def test_unknown_part_named_by_rocm_smi(replay: Replay) -> None:
+    """A part the table does not know: rocm-smi names it and adds its gfx target."""
+    replay("amd-w7900")
+    tags = collect()
+    assert tags["sys.gpu"] == "AMD Radeon PRO W7900"
+    assert tags["sys.gpu_memory_gb"] == "51.53"
+    assert tags["sys.gpu_compute_capability"] == "gfx1100"
+    assert tags["sys.gpu_driver"] == "6.7.0"
+
+
+def test_unknown_part_without_tools_is_still_counted(replay: Replay) -> None:
+    """No ROCm tools: the GPU is counted and sized, its PCI id stands in for the name."""
+    replay("amd-w7900", commands=False)
+    tags = collect()
+    assert tags["sys.gpu"] == "AMD GPU [1002:7448]"
+    assert tags["sys.gpu_count"] == "1"
+    assert tags["sys.gpu_memory_gb"] == "51.53"
+    assert "sysmetrics.error" not in tags
+
+
+def test_rocm_smi_hang_keeps_sysfs_facts(
+    replay: Replay, fake_commands: FakeCommands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rocm-smi is known to take seconds: under the deadline, sysfs facts stay."""
+    replay("amd-w7900", commands=False)
+    fake_commands(scripts={"rocm-smi": "sleep 30"})
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.4")
+    tags = collect()
+    assert "gpu: TimeoutError" in tags["sysmetrics.error"]
+    assert tags["sys.cpu"] == "AMD EPYC 7A53 64-Core Processor"
+
+
+def test_hip_visible_devices(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROCm's visibility variable narrows the AMD GPUs like CUDA's does NVIDIA's."""
+    replay("amd-mi250")
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "1")
+    assert collect()["sys.gpu_count"] == "1"
+
+
+def test_rocm_smi_json_variants() -> None:
+    """Cards in index order, names given the AMD prefix, non-card keys skipped."""
+    text = (
+        '{"card1": {"Card series": "Instinct MI210", "VRAM Total Memory (B)": "68702699520"},'
+        ' "card0": {"Card series": "AMD Instinct MI210", "VRAM Total Memory (B)": "68702699520"},'
+        ' "system": {"Driver version": "6.2.4"}}'
+    )
+    devices, driver = amd.parse_rocm_smi(text)
+    assert [(d.index, d.name) for d in devices] == [(0, "AMD Instinct MI210"), (1, "AMD Instinct MI210")]
+    assert driver == "6.2.4"
+    with pytest.raises(ValueError, match="not an object"):
+        amd.parse_rocm_smi("[1, 2]")

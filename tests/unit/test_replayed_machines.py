@@ -1,0 +1,131 @@
+"""Whole machines replayed from captured files: what collect() says about each."""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+from pathlib import Path
+
+from mlflow_sysmetrics import collect
+from tests.conftest import Replay
+
+
+def test_h100_capture_gives_the_documented_facts(replay: Replay) -> None:
+    """The captured H100 VM: CPU model, OS and all six NVIDIA facts its files and outputs hold."""
+    replay("h100-vm")
+    tags = collect()
+    expected = {
+        "sys.cpu": "Intel(R) Xeon(R) Processor",
+        "sys.cpu_cores": "16",
+        "sys.cpu_physical_cores": "16",
+        "sys.cpu_available": "16",
+        "sys.memory_gb": "135.15",
+        "sys.os": "Ubuntu 24.04.3 LTS",
+        "sys.gpu": "NVIDIA H100 80GB HBM3",
+        "sys.gpu_count": "1",
+        "sys.gpu_memory_gb": "85.52",
+        "sys.gpu_driver": "580.159.04",
+        "sys.cuda_driver": "13.0",
+        "sys.gpu_compute_capability": "9.0",
+        "sys.container": "docker",
+    }
+    assert expected == {key: tags.get(key) for key in expected}
+    assert "sysmetrics.error" not in tags
+    assert "sys.memory_limit_gb" not in tags  # no limit was set on that machine
+    assert "sys.gpu_mig" not in tags  # MIG is disabled there
+
+
+def test_h100_files_alone_give_name_count_and_driver(replay: Replay) -> None:
+    """Without nvidia-smi, the driver's /proc files still name the GPU, count it and give the driver."""
+    replay("h100-vm", commands=False)
+    tags = collect()
+    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
+    assert tags["sys.gpu_count"] == "1"
+    assert tags["sys.gpu_driver"] == "580.159.04"
+    assert "sys.cuda_driver" not in tags
+    assert "sysmetrics.error" not in tags
+
+
+def test_cgroup_v2_namespaced_limits(replay: Replay) -> None:
+    """A container with its own cgroup namespace (0::/): cpu.max 1.5 cores, memory.max 4 GiB."""
+    replay("cgroup-v2-namespaced")
+    tags = collect()
+    assert tags["sys.cpu"] == "Intel(R) Xeon(R) Platinum 8480+"
+    assert tags["sys.cpu_cores"] == "8"
+    assert tags["sys.cpu_available"] == "1.5"
+    assert tags["sys.memory_limit_gb"] == "4.29"
+    assert tags["sys.container"] == "podman"
+
+
+def test_cgroup_v2_nested_takes_the_parent_limit(replay: Replay) -> None:
+    """A Kubernetes pod without a cgroup namespace: the pod slice's limits bind its container scope."""
+    replay("cgroup-v2-nested")
+    tags = collect()
+    assert tags["sys.cpu_cores"] == "32"
+    assert tags["sys.cpu_physical_cores"] == "16"
+    assert tags["sys.cpu_available"] == "2.5"
+    assert tags["sys.memory_limit_gb"] == "8.59"
+    assert tags["sys.container"] == "kubernetes"
+
+
+def test_cgroup_v1_limits(replay: Replay) -> None:
+    """Docker on cgroup v1: CFS quota of half a core, a 2 GiB memory limit, model name trimmed."""
+    replay("cgroup-v1")
+    tags = collect()
+    assert tags["sys.cpu"] == "Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz"
+    assert tags["sys.cpu_available"] == "0.5"
+    assert tags["sys.memory_limit_gb"] == "2.15"
+    assert tags["sys.os"] == "Debian GNU/Linux 11 (bullseye)"
+    assert tags["sys.container"] == "docker"
+
+
+def test_graviton_arm_os_release_without_pretty_name_and_aws(replay: Replay) -> None:
+    """ARM cpuinfo names the core as lscpu does; NAME + VERSION stand in for PRETTY_NAME."""
+    replay("aws-graviton2")
+    tags = collect()
+    assert tags["sys.cpu"] == "ARM Neoverse-N1"
+    assert tags["sys.cpu_cores"] == "4"
+    assert tags["sys.cpu_physical_cores"] == "4"
+    assert tags["sys.os"] == "Amazon Linux 2023"
+    assert tags["sys.cloud"] == "aws"
+    assert tags["sys.instance_type"] == "c6g.xlarge"
+    assert "sys.container" not in tags
+    assert tags["sys.gpu"] == "None"
+    assert tags["sys.gpu_count"] == "0"
+
+
+def test_gcp_and_azure_firmware(replay: Replay) -> None:
+    """GCP and Azure name themselves in DMI, but not the machine size."""
+    replay("gcp-vm")
+    gcp = collect()
+    replay("azure-vm")
+    azure = collect()
+    assert (gcp["sys.cloud"], azure["sys.cloud"]) == ("gcp", "azure")
+    assert "sys.instance_type" not in gcp
+    assert "sys.instance_type" not in azure
+
+
+def _cpuinfo_model() -> str | None:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.lower().startswith("model name"):
+            return " ".join(line.split(":", 1)[1].split())
+    return None
+
+
+def test_this_machine_is_told_truly() -> None:
+    """On the live machine: the cpuinfo model, os.cpu_count() cores, and no error."""
+    tags = collect()
+    model = _cpuinfo_model()
+    if model is not None:
+        assert tags["sys.cpu"] == model
+    assert tags["sys.cpu_cores"] == str(os.cpu_count())
+    assert float(tags["sys.cpu_available"]) <= os.cpu_count()  # type: ignore[operator]
+    assert "sysmetrics.error" not in tags
+    has_nvidia = os.path.isdir("/proc/driver/nvidia/gpus") or ctypes.util.find_library("nvidia-ml")
+    if has_nvidia:
+        assert int(tags["sys.gpu_count"]) >= 1
+    else:
+        assert tags["sys.gpu"] == "None"
+        assert tags["sys.gpu_count"] == "0"
+    for key in ("sys.memory_gb", "sys.disk_free_gb", "sys.disk_total_gb"):
+        assert float(tags[key]) > 0

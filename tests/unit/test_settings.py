@@ -1,0 +1,68 @@
+"""Settings: every bad value warns once, naming the variable and the default used."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflow_sysmetrics import collect, settings
+from mlflow_sysmetrics.provider import SysMetricsRunContextProvider
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf", " "])
+def test_bad_timeout(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str) -> None:
+    """A timeout that is no positive number: one warning, the 1.0 s default, tags still written."""
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", value)
+    tags = collect()
+    collect()
+    assert settings.current().timeout == settings.DEFAULT_TIMEOUT
+    assert "sys.cpu" in tags
+    if value.strip():
+        assert caplog.text.count("MLFLOW_SYSMETRICS_TIMEOUT") == 1
+        assert "using the default 1.0" in caplog.text
+
+
+def test_good_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seconds as a decimal."""
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "2.5")
+    assert settings.current().timeout == 2.5
+
+
+@pytest.mark.parametrize("variable", ["MLFLOW_SYSMETRICS_INCLUDE", "MLFLOW_SYSMETRICS_EXCLUDE"])
+def test_patterns_naming_no_tag(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str
+) -> None:
+    """A pattern that names no tag (a typo) is ignored with one warning; the good ones apply."""
+    monkeypatch.setenv(variable, "sys.hots, sys.gpu*")
+    current = settings.current()
+    settings._memo.clear()
+    settings.current()
+    kept = current.include if variable.endswith("INCLUDE") else current.exclude
+    assert kept == ("sys.gpu*",)
+    assert caplog.text.count(variable) == 1
+    assert "sys.hots names no tag" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [
+        ("sysmetrics", True),
+        ("SysMetrics", True),
+        ("git, sysmetrics", True),
+        ("a sysmetrics", True),
+        ("", False),
+        ("sysmetricsx", False),
+        ("other", False),
+    ],
+)
+def test_provider_switch(monkeypatch: pytest.MonkeyPatch, value: str, enabled: bool) -> None:
+    """MLFLOW_RUN_CONTEXT_PROVIDER: a comma or space list, any case."""
+    monkeypatch.setenv("MLFLOW_RUN_CONTEXT_PROVIDER", value)
+    assert SysMetricsRunContextProvider().in_context() is enabled
+
+
+def test_provider_tags_are_collect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider's tags() is collect()."""
+    provider = SysMetricsRunContextProvider()
+    assert {k: v for k, v in provider.tags().items() if "disk" not in k} == {
+        k: v for k, v in collect().items() if "disk" not in k
+    }
