@@ -105,7 +105,12 @@ print(json.dumps(statistics.median(samples)))
 def run_case(code: str) -> float:
     wrapped = code + "\nimport json as _j; print(_j.dumps(ms))\n"
     out = subprocess.run(
-        [sys.executable, "-c", wrapped], capture_output=True, text=True, env=os.environ, timeout=60
+        [sys.executable, "-c", wrapped],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=60,
+        check=False,
     )
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
