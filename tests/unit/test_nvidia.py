@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,7 +208,7 @@ def test_nvidia_smi_hang_costs_one_deadline(
     assert "gpu: TimeoutError" in again["sysmetrics.error"]
 
 
-def _run_with_nvml(fake_nvml: Path, spec: str, tmp_path: Path, code: str, **env: str) -> dict[str, str]:
+def _run_with_nvml(fake_nvml: Path, spec: str, tmp_path: Path, code: str, **env: str) -> Any:
     spec_file = tmp_path / "spec.txt"
     spec_file.write_text(spec)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
@@ -261,16 +262,24 @@ def test_nvml_mig_instances_and_visibility(fake_nvml: Path, tmp_path: Path) -> N
     )
 
 
-def test_nvml_without_driver_means_no_gpu(fake_nvml: Path, tmp_path: Path) -> None:
-    """NVML installed but no driver loaded (a CUDA image on a CPU host): no GPU, no error."""
+def test_nvml_failing_falls_back_to_the_driver_files(fake_nvml: Path, tmp_path: Path) -> None:
+    """NVML failing to start: no GPU where no driver is loaded, else the driver files' GPUs.
+
+    A CUDA image on a CPU host has NVML but no driver. On a real NVIDIA machine the driver's
+    files still list the GPUs, and NVML's failure is named.
+    """
     tags = _run_with_nvml(
         fake_nvml,
         "init_error 9\n",
         tmp_path,
         "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
     )
-    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("None", "0")
-    assert "sysmetrics.error" not in tags
+    if os.path.isdir("/proc/driver/nvidia/gpus"):  # a real NVIDIA machine
+        assert int(tags["sys.gpu_count"]) >= 1
+        assert "gpu: NVMLError: nvmlInit_v2 returned 9: Driver Not Loaded" in tags["sysmetrics.error"]
+    else:
+        assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("None", "0")
+        assert "sysmetrics.error" not in tags
 
 
 def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -> None:
@@ -291,3 +300,28 @@ def test_nvml_library_names_per_platform() -> None:
     """The Linux soname is tried first; nothing else is needed from the bindings package."""
     assert _nvml.library_names()[0] == "libnvidia-ml.so.1"
     assert _nvml.cuda_version_text(12040) == "12.4"
+
+
+def test_nvml_asked_only_what_the_driver_files_lack(fake_nvml: Path, tmp_path: Path) -> None:
+    """Names, UUIDs and bus ids from /proc; NVML opens each GPU by UUID for memory and capability.
+
+    A GPU the driver lists but NVML cannot open (given to another container) is left out.
+    """
+    root = fixture_root("dgx-h100-8x")
+    code = (
+        "import json\n"
+        "from mlflow_sysmetrics._files import Root\n"
+        "from mlflow_sysmetrics.collectors import _nvml, nvidia\n"
+        f"proc = nvidia.from_proc(Root({str(root)!r}))\n"
+        "inv = _nvml.inventory(proc)\n"
+        "print(json.dumps([inv.source, inv.driver, inv.cuda_driver, [list(d[:7]) for d in inv.devices]]))\n"
+    )
+    uuids = _uuids("dgx-h100-8x")
+    spec = "driver 999.0\ncuda 12040\n" + "".join(
+        f"gpu 85520809984 9 0 0 00000000:00:00.0 {uuid} NVIDIA H100 80GB HBM3\n" for uuid in uuids[2:5]
+    )
+    source, driver, cuda, devices = _run_with_nvml(fake_nvml, spec, tmp_path, code)
+    assert (source, driver, cuda) == ("proc+nvml", "550.90.07", "12.4")
+    assert [d[3] for d in devices] == uuids[2:5]
+    assert [(d[4], d[6]) for d in devices] == [(85520809984, "9.0")] * 3
+    assert devices[0][5] == "0000:3a:00.0"  # the bus id as the driver's files give it
