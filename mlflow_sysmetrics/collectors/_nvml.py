@@ -120,15 +120,9 @@ def cuda_version_text(version: int) -> str:
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
-def _device(
-    lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, known: Device | None = None
-) -> Device:
-    """One device's facts; what ``known`` (from the driver's files) already says is not asked."""
-    if known is None:
-        name = _text(lib, "nvmlDeviceGetName", handle)
-        uuid: str | None = _text(lib, "nvmlDeviceGetUUID", handle) or None
-    else:
-        name, uuid = known.name, known.uuid
+def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) -> Device:
+    name = _text(lib, "nvmlDeviceGetName", handle)
+    uuid: str | None = _text(lib, "nvmlDeviceGetUUID", handle) or None
     memory = _Memory()
     memory_bytes = (
         int(memory.total) if _optional(lib, "nvmlDeviceGetMemoryInfo", handle, ctypes.byref(memory)) else None
@@ -139,11 +133,10 @@ def _device(
     capability = None
     if _optional(lib, "nvmlDeviceGetCudaComputeCapability", handle, ctypes.byref(major), ctypes.byref(minor)):
         capability = f"{major.value}.{minor.value}"
-    bus_id = None if known is None else known.bus_id
-    if bus_id is None:
-        pci = _PciInfo()
-        if _optional(lib, "nvmlDeviceGetPciInfo_v3", handle, ctypes.byref(pci)):
-            bus_id = pci.busId.decode("ascii", "replace") or None
+    pci = _PciInfo()
+    bus_id = None
+    if _optional(lib, "nvmlDeviceGetPciInfo_v3", handle, ctypes.byref(pci)):
+        bus_id = pci.busId.decode("ascii", "replace") or None
     current, pending = ctypes.c_uint(), ctypes.c_uint()
     mig_enabled: bool | None = None
     instances: list[Device] = []
@@ -161,46 +154,35 @@ def _device(
     )
 
 
-def inventory(known: Inventory | None = None) -> Inventory:
+def inventory() -> Inventory:
     """Every NVIDIA GPU NVML can see, with driver and CUDA driver versions.
 
-    With ``known`` (what the driver's ``/proc`` files list: names, UUIDs, bus ids, driver
-    version), NVML is asked only what those files lack, each GPU found by its UUID; a GPU
-    NVML cannot open (another container's) is left out.
+    On an H100, ``nvmlInit_v2`` (14 ms), opening the first device (7 ms) and
+    ``nvmlShutdown`` (4 ms) are nearly all the cost; the queries themselves take
+    microseconds, so every fact is asked of NVML rather than mixed with other sources.
     """
     lib = load()
     _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
     try:
+        driver = _text(lib, "nvmlSystemGetDriverVersion") or None
         cuda = ctypes.c_int()
         cuda_driver = None
         if _optional(lib, "nvmlSystemGetCudaDriverVersion_v2", ctypes.byref(cuda)):
             cuda_driver = cuda_version_text(cuda.value)
-        devices: list[Device] = []
-        usable = known is not None and known.devices and all(d.uuid for d in known.devices)
-        if known is not None and usable:
-            driver = known.driver or _text(lib, "nvmlSystemGetDriverVersion") or None
-            for device in known.devices:
-                handle = ctypes.c_void_p()
-                uuid = (device.uuid or "").encode("ascii", "replace")
-                if _optional(lib, "nvmlDeviceGetHandleByUUID", ctypes.c_char_p(uuid), ctypes.byref(handle)):
-                    devices.append(_device(lib, handle, len(devices), mig=False, known=device))
-            source = "proc+nvml"
-        else:
-            driver = _text(lib, "nvmlSystemGetDriverVersion") or None
-            count = ctypes.c_uint()
-            _check(lib, "nvmlDeviceGetCount_v2", lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
-            for index in range(count.value):
-                handle = ctypes.c_void_p()
-                _check(
-                    lib,
-                    "nvmlDeviceGetHandleByIndex_v2",
-                    lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
-                )
-                devices.append(_device(lib, handle, index, mig=False))
-            source = "nvml"
+        count = ctypes.c_uint()
+        _check(lib, "nvmlDeviceGetCount_v2", lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
+        devices = []
+        for index in range(count.value):
+            handle = ctypes.c_void_p()
+            _check(
+                lib,
+                "nvmlDeviceGetHandleByIndex_v2",
+                lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
+            )
+            devices.append(_device(lib, handle, index, mig=False))
     finally:
         lib.nvmlShutdown()
-    return Inventory("nvidia", source, tuple(devices), driver, cuda_driver)
+    return Inventory("nvidia", "nvml", tuple(devices), driver, cuda_driver)
 
 
 def _reset_after_fork() -> None:

@@ -256,7 +256,7 @@ def inventory(ctx: Context) -> Inventory | None:
         from . import _nvml
 
         try:
-            return _nvml.inventory(proc)
+            return _nvml.inventory()
         except OSError:
             _LOG.debug("NVML is not installed; trying the driver's files and nvidia-smi")
         except _nvml.NVMLError as exc:

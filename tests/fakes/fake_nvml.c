@@ -103,11 +103,6 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned int index, device_t **handle) {
     *handle = &gpus[index];
     return 0;
 }
-int nvmlDeviceGetHandleByUUID(const char *uuid, device_t **handle) {
-    for (int i = 0; i < gpu_count; i++)
-        if (!strcmp(gpus[i].uuid, uuid)) { *handle = &gpus[i]; return 0; }
-    return 6; /* NVML_ERROR_NOT_FOUND */
-}
 int nvmlDeviceGetName(device_t *d, char *out, unsigned int size) { return copy(d->name, out, size); }
 int nvmlDeviceGetUUID(device_t *d, char *out, unsigned int size) { return copy(d->uuid, out, size); }
 int nvmlDeviceGetMemoryInfo(device_t *d, memory_t *m) {

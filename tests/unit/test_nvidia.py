@@ -300,28 +300,3 @@ def test_nvml_library_names_per_platform() -> None:
     """The Linux soname is tried first; nothing else is needed from the bindings package."""
     assert _nvml.library_names()[0] == "libnvidia-ml.so.1"
     assert _nvml.cuda_version_text(12040) == "12.4"
-
-
-def test_nvml_asked_only_what_the_driver_files_lack(fake_nvml: Path, tmp_path: Path) -> None:
-    """Names, UUIDs and bus ids from /proc; NVML opens each GPU by UUID for memory and capability.
-
-    A GPU the driver lists but NVML cannot open (given to another container) is left out.
-    """
-    root = fixture_root("dgx-h100-8x")
-    code = (
-        "import json\n"
-        "from mlflow_sysmetrics._files import Root\n"
-        "from mlflow_sysmetrics.collectors import _nvml, nvidia\n"
-        f"proc = nvidia.from_proc(Root({str(root)!r}))\n"
-        "inv = _nvml.inventory(proc)\n"
-        "print(json.dumps([inv.source, inv.driver, inv.cuda_driver, [list(d[:7]) for d in inv.devices]]))\n"
-    )
-    uuids = _uuids("dgx-h100-8x")
-    spec = "driver 999.0\ncuda 12040\n" + "".join(
-        f"gpu 85520809984 9 0 0 00000000:00:00.0 {uuid} NVIDIA H100 80GB HBM3\n" for uuid in uuids[2:5]
-    )
-    source, driver, cuda, devices = _run_with_nvml(fake_nvml, spec, tmp_path, code)
-    assert (source, driver, cuda) == ("proc+nvml", "550.90.07", "12.4")
-    assert [d[3] for d in devices] == uuids[2:5]
-    assert [(d[4], d[6]) for d in devices] == [(85520809984, "9.0")] * 3
-    assert devices[0][5] == "0000:3a:00.0"  # the bus id as the driver's files give it
