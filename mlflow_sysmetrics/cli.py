@@ -310,7 +310,7 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
         tags = run.data.tags
         key = tuple(tags.get(k, "-") for k in SUMMARY_KEYS)
         groups.setdefault(key, []).append(run)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key, members in groups.items():
         durations = [
             (r.info.end_time - r.info.start_time) / 1000

@@ -147,7 +147,7 @@ def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
 
 @pytest.fixture
 def tracking(counting_proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proxy]:
-    """This test's MLflow client talks to the real server through the counting proxy."""
+    """Point the MLflow client at the real server, through the counting proxy."""
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", counting_proxy.url)

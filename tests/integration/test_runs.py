@@ -1,5 +1,6 @@
-"""The explicit doors: log_sysmetrics, sysmetrics_run and @with_sysmetrics, on a local store
-and on the real server.
+"""The explicit doors: log_sysmetrics, sysmetrics_run and @with_sysmetrics.
+
+Each runs against a local SQLite store and against the real server.
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def test_log_sysmetrics_without_a_run(tracking: Proxy) -> None:
 
 def test_log_sysmetrics_unknown_run_is_mlflows_error(tracking: Proxy) -> None:
     """A run that does not exist: MLflow's own error."""
-    with pytest.raises(MlflowException, match="(?i)not found|does not exist|no run"):
+    with pytest.raises(MlflowException, match=r"(?i)not found|does not exist|no run"):
         log_sysmetrics("0" * 32)
 
 
