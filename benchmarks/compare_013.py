@@ -1,0 +1,157 @@
+"""mlflow-sysmetrics beside 0.1.3, the plugin it replaces, measured side by side on this machine.
+
+    python benchmarks/compare_013.py            # builds .bench/venv-013 once, then measures
+
+0.1.3 shares our import name, so it lives in a throwaway venv of its own (same MLflow
+version as ours). Both are run interleaved, each sample in a fresh process, with
+``mlflow`` and ``psutil`` already imported in both (as in a training script), and with
+bytecode compiled as an installed package would have it. Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = REPO / ".bench" / "venv-013"
+
+OURS_FIRST = """
+import mlflow, psutil, time, json
+t = time.perf_counter()
+import mlflow_sysmetrics
+tags = mlflow_sysmetrics.collect()
+print(json.dumps([(time.perf_counter() - t) * 1e3, len(tags)]))
+"""
+THEIRS_FIRST = """
+import mlflow, psutil, time, json
+t = time.perf_counter()
+from mlflow_sysmetrics import SysMetricsRunContextProvider
+tags = SysMetricsRunContextProvider().tags()
+print(json.dumps([(time.perf_counter() - t) * 1e3, len(tags)]))
+"""
+WARM = """
+import mlflow, psutil, time, json, statistics
+{setup}
+call()
+samples = []
+for _ in range(40):
+    t = time.perf_counter()
+    for _ in range(25):
+        call()
+    samples.append((time.perf_counter() - t) / 25 * 1e6)
+print(json.dumps(statistics.median(samples)))
+"""
+OURS_SETUP = "import mlflow_sysmetrics\ncall = mlflow_sysmetrics.collect"
+THEIRS_SETUP = "from mlflow_sysmetrics import SysMetricsRunContextProvider\ncall = SysMetricsRunContextProvider().tags"
+START_RUN = """
+import os, time, json, statistics, mlflow
+mlflow.set_tracking_uri("sqlite:///" + os.path.join({folder!r}, "bench.db"))
+mlflow.set_experiment("bench")
+with mlflow.start_run():  # creates the tables and warms MLflow itself
+    pass
+samples = []
+for _ in range(15):
+    t = time.perf_counter()
+    with mlflow.start_run():
+        pass
+    samples.append((time.perf_counter() - t) * 1e3)
+print(json.dumps(statistics.median(samples)))
+"""
+IMPORT_COST = """
+import subprocess, sys, json
+out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import mlflow"], capture_output=True, text=True).stderr
+total = 0
+for line in out.splitlines():
+    parts = [p.strip() for p in line.split("|")]
+    if len(parts) == 3 and parts[2].lstrip().startswith("mlflow_sysmetrics"):
+        total += int(parts[0].split(":")[1])
+print(json.dumps(total / 1000))
+"""
+
+
+def build_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if python.exists():
+        return python
+    import mlflow
+
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", f"mlflow=={mlflow.__version__}", "mlflow-sysmetrics==0.1.3"],
+        check=True,
+    )
+    return python
+
+
+def run(python: Path | str, code: str, **env: str) -> object:
+    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_RUN_CONTEXT_PROVIDER")}
+    environ.update(env)
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environ, cwd=tempfile.gettempdir(), check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_bytecode(python: Path | str) -> None:
+    code = "import compileall, mlflow_sysmetrics, os; compileall.compile_dir(os.path.dirname(mlflow_sysmetrics.__file__), quiet=1)"
+    run(python, code + "\nprint(0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=int, default=15)
+    args = parser.parse_args()
+    theirs = build_venv()
+    ours = sys.executable
+    for python in (ours, theirs):
+        compile_bytecode(python)
+    first: dict[str, list[float]] = {"ours": [], "theirs": []}
+    tag_counts: dict[str, int] = {}
+    for _ in range(args.samples):  # interleaved, fresh processes
+        for name, python, code in (("ours", ours, OURS_FIRST), ("theirs", theirs, THEIRS_FIRST)):
+            ms, count = run(python, code)  # type: ignore[misc]
+            first[name].append(ms)
+            tag_counts[name] = count
+    warm = {
+        "ours": statistics.median(run(ours, WARM.format(setup=OURS_SETUP)) for _ in range(5)),  # type: ignore[misc]
+        "theirs": statistics.median(run(theirs, WARM.format(setup=THEIRS_SETUP)) for _ in range(5)),  # type: ignore[misc]
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        start = {"off": [], "ours": [], "theirs": []}  # type: dict[str, list[float]]
+        for _ in range(5):
+            start["off"].append(run(ours, START_RUN.format(folder=folder)))  # type: ignore[arg-type]
+            start["ours"].append(run(ours, START_RUN.format(folder=folder), MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics"))  # type: ignore[arg-type]
+            start["theirs"].append(run(theirs, START_RUN.format(folder=folder)))  # type: ignore[arg-type]
+    imports = {"ours": statistics.median(run(ours, IMPORT_COST) for _ in range(5)),  # type: ignore[misc]
+               "theirs": statistics.median(run(theirs, IMPORT_COST) for _ in range(5))}  # type: ignore[misc]
+    off = statistics.median(start["off"])
+    rows = [
+        ("first call: import + first collect()/tags() (ms)", statistics.median(first["ours"]), statistics.median(first["theirs"])),
+        ("warm call (us)", warm["ours"], warm["theirs"]),
+        ("mlflow.start_run() added latency, provider on (ms)", statistics.median(start["ours"]) - off, statistics.median(start["theirs"]) - off),
+        ("import mlflow: time spent importing the plugin (ms)", imports["ours"], imports["theirs"]),
+        ("tags written on this machine", float(tag_counts["ours"]), float(tag_counts["theirs"])),
+    ]
+    import mlflow
+
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, MLflow {mlflow.__version__}")
+    print(f"samples: {args.samples} fresh processes per first-call figure, interleaved; medians")
+    print(f"plain mlflow.start_run() on a local SQLite store, no provider: {off:.2f} ms")
+    print()
+    print(f"| {'measure':<52} | {'ours':>9} | {'0.1.3':>9} | {'ours / 0.1.3':>12} |")
+    print(f"|{'-' * 54}|{'-' * 11}|{'-' * 11}|{'-' * 14}|")
+    for label, a, b in rows:
+        ratio = f"{a / b:.2f}" if b else "-"
+        print(f"| {label:<52} | {a:>9.3f} | {b:>9.3f} | {ratio:>12} |")
+
+
+if __name__ == "__main__":
+    main()
