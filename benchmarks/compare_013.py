@@ -50,7 +50,9 @@ for _ in range(40):
 print(json.dumps(statistics.median(samples)))
 """
 OURS_SETUP = "import mlflow_sysmetrics\ncall = mlflow_sysmetrics.collect"
-THEIRS_SETUP = "from mlflow_sysmetrics import SysMetricsRunContextProvider\ncall = SysMetricsRunContextProvider().tags"
+THEIRS_SETUP = (
+    "from mlflow_sysmetrics import SysMetricsRunContextProvider\ncall = SysMetricsRunContextProvider().tags"
+)
 START_RUN = """
 import os, time, json, statistics, mlflow
 mlflow.set_tracking_uri("sqlite:///" + os.path.join({folder!r}, "bench.db"))
@@ -85,16 +87,35 @@ def build_venv() -> Path:
 
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"mlflow=={mlflow.__version__}", "mlflow-sysmetrics==0.1.3"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"mlflow=={mlflow.__version__}",
+            "mlflow-sysmetrics==0.1.3",
+        ],
         check=True,
     )
     return python
 
 
 def run(python: Path | str, code: str, **env: str) -> object:
-    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_RUN_CONTEXT_PROVIDER")}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_RUN_CONTEXT_PROVIDER")
+    }
     environ.update(env)
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environ, cwd=tempfile.gettempdir(), check=False)
+    out = subprocess.run(
+        [str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tempfile.gettempdir(),
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -128,21 +149,35 @@ def main() -> None:
         start = {"off": [], "ours": [], "theirs": []}  # type: dict[str, list[float]]
         for _ in range(5):
             start["off"].append(run(ours, START_RUN.format(folder=folder)))  # type: ignore[arg-type]
-            start["ours"].append(run(ours, START_RUN.format(folder=folder), MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics"))  # type: ignore[arg-type]
+            start["ours"].append(
+                run(ours, START_RUN.format(folder=folder), MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics")
+            )  # type: ignore[arg-type]
             start["theirs"].append(run(theirs, START_RUN.format(folder=folder)))  # type: ignore[arg-type]
-    imports = {"ours": statistics.median(run(ours, IMPORT_COST) for _ in range(5)),  # type: ignore[misc]
-               "theirs": statistics.median(run(theirs, IMPORT_COST) for _ in range(5))}  # type: ignore[misc]
+    imports = {
+        "ours": statistics.median(run(ours, IMPORT_COST) for _ in range(5)),  # type: ignore[misc]
+        "theirs": statistics.median(run(theirs, IMPORT_COST) for _ in range(5)),
+    }  # type: ignore[misc]
     off = statistics.median(start["off"])
     rows = [
-        ("first call: import + first collect()/tags() (ms)", statistics.median(first["ours"]), statistics.median(first["theirs"])),
+        (
+            "first call: import + first collect()/tags() (ms)",
+            statistics.median(first["ours"]),
+            statistics.median(first["theirs"]),
+        ),
         ("warm call (us)", warm["ours"], warm["theirs"]),
-        ("mlflow.start_run() added latency, provider on (ms)", statistics.median(start["ours"]) - off, statistics.median(start["theirs"]) - off),
+        (
+            "mlflow.start_run() added latency, provider on (ms)",
+            statistics.median(start["ours"]) - off,
+            statistics.median(start["theirs"]) - off,
+        ),
         ("import mlflow: time spent importing the plugin (ms)", imports["ours"], imports["theirs"]),
         ("tags written on this machine", float(tag_counts["ours"]), float(tag_counts["theirs"])),
     ]
     import mlflow
 
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, MLflow {mlflow.__version__}")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, MLflow {mlflow.__version__}"
+    )
     print(f"samples: {args.samples} fresh processes per first-call figure, interleaved; medians")
     print(f"plain mlflow.start_run() on a local SQLite store, no provider: {off:.2f} ms")
     print()

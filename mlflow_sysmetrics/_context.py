@@ -35,9 +35,14 @@ class Context:
         return max(self.deadline - time.monotonic(), 0.0)
 
     def run(self, args: Sequence[str], timeout: float | None = None) -> str:
-        """Run a command (see :func:`mlflow_sysmetrics._proc.run`) within the deadline."""
-        limit = self.remaining() if timeout is None else min(timeout, self.remaining())
-        return _proc.run(args, limit)
+        """Run a command (see :func:`mlflow_sysmetrics._proc.run`) within the deadline.
+
+        The command is killed a little before the deadline, so that its own error (which
+        names the tool) is what ``sysmetrics.error`` says, not just "no answer".
+        """
+        remaining = self.remaining()
+        limit = remaining - min(0.05, remaining / 10)
+        return _proc.run(args, limit if timeout is None else min(timeout, limit))
 
     def within_deadline(self, function: Callable[[], T], what: str) -> T:
         """``function()`` run in a helper thread, abandoned (:class:`TimeoutError`) at the deadline.

@@ -65,7 +65,7 @@ def run(
         out, err, too_big = _read_bounded(proc, time.monotonic() + timeout, max_bytes)
     except TimeoutError:
         _kill(proc)
-        raise TimeoutError(f"{name} gave no answer in {timeout:.1f} s") from None
+        raise TimeoutError(f"{name} gave no answer in {timeout:.2g} s") from None
     except BaseException:
         _kill(proc)
         raise
@@ -152,7 +152,7 @@ def _run_windows(  # pragma: no cover - exercised on Windows only
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise TimeoutError(f"{name} gave no answer in {timeout:.1f} s") from None
+        raise TimeoutError(f"{name} gave no answer in {timeout:.2g} s") from None
     if len(out) > max_bytes:
         raise CommandError(f"{name} printed more than {max_bytes} bytes")
     if proc.returncode != 0:

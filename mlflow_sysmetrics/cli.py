@@ -43,7 +43,7 @@ NODE_COLUMNS = (
     ("gpus", "gpu_count"),
     ("driver", "gpu_driver"),
 )
-#: What ``summary`` groups runs by.
+#: What ``summary`` groups runs by (memory: the container limit where one was set).
 SUMMARY_KEYS = (T.CPU, T.CPU_AVAILABLE, T.MEMORY_GB, T.GPU, T.GPU_COUNT)
 
 
@@ -103,10 +103,7 @@ def format_nodes(nodes: Mapping[int, Mapping[str, str]]) -> str:
     """The per-node table, and whether the nodes' hardware differs."""
     header = ["node", *(title for title, _ in NODE_COLUMNS)]
     rows = [[str(n), *(facts.get(name, "-") for _, name in NODE_COLUMNS)] for n, facts in nodes.items()]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in [header, *rows]
-    ]
+    lines = _aligned([header, *rows]).splitlines()
     distinct = {tuple(row[1:]) for row in rows}
     verdict = "nodes differ" if len(distinct) > 1 else "all nodes alike"
     return "\n".join([*lines, f"({len(rows)} nodes: {verdict})"])
@@ -256,12 +253,9 @@ def diff(ctx: click.Context, run_a: str, run_b: str, include_volatile: bool, as_
     if not rows:
         click.echo(f"Same hardware: runs {run_a} and {run_b} have the same system tags.")
         return
-    width = max(len(k) for k in rows)
-    left = max(len(str(v["a"] or "-")) for v in rows.values())
-    lines = [f"{'tag':<{width}}  {run_a[:left].ljust(max(left, 5))}  {run_b}"]
-    for key, pair in rows.items():
-        lines.append(f"{key:<{width}}  {str(pair['a'] or '-').ljust(max(left, 5))}  {pair['b'] or '-'}")
-    click.echo("\n".join(lines))
+    table = [["tag", run_a, run_b]]
+    table += [[key, pair["a"] or "-", pair["b"] or "-"] for key, pair in rows.items()]
+    click.echo(_aligned(table))
 
 
 @main.command()
@@ -271,8 +265,9 @@ def diff(ctx: click.Context, run_a: str, run_b: str, include_volatile: bool, as_
 def summary(ctx: click.Context, experiment_name: str, as_json: bool) -> None:
     """Show the hardware an experiment's runs used: one row per machine kind.
 
-    A kind is the CPU, cores available, memory, GPU and GPU count; each row gives how many
-    runs used it and their median duration (finished runs).
+    A kind is the CPU, the cores and memory the runs could use (a container's quota and
+    limit where one was set), the GPU and the GPU count; each row gives how many runs used
+    it and their median duration (finished runs).
 
     \b
     Example:
@@ -307,7 +302,9 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
     """Runs grouped by machine kind, most used first, with run count and median duration."""
     groups: dict[tuple[str, ...], list[Any]] = {}
     for run in runs:
-        tags = run.data.tags
+        tags = dict(run.data.tags)
+        if T.MEMORY_LIMIT_GB in tags:
+            tags[T.MEMORY_GB] = tags[T.MEMORY_LIMIT_GB]
         key = tuple(tags.get(k, "-") for k in SUMMARY_KEYS)
         groups.setdefault(key, []).append(run)
     rows: list[dict[str, Any]] = []
@@ -333,6 +330,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no runs)"
     header = ["cpu", "cores", "memory GB", "gpu", "gpus", "runs", "median duration"]
+    # cores and memory are what the runs could use: the cgroup quota and limit where set
     table = [
         [
             str(r["cpu"]),
@@ -345,10 +343,13 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in [header, *table]
-    )
+    return _aligned([header, *table])
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    """Rows of cells as left-aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows)
 
 
 @main.command()
