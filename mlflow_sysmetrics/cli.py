@@ -102,7 +102,12 @@ def nodes_of(tags: Mapping[str, str]) -> dict[int, dict[str, str]]:
 def format_nodes(nodes: Mapping[int, Mapping[str, str]]) -> str:
     """The per-node table, and whether the nodes' hardware differs."""
     header = ["node", *(title for title, _ in NODE_COLUMNS)]
-    rows = [[str(n), *(facts.get(name, "-") for _, name in NODE_COLUMNS)] for n, facts in nodes.items()]
+    rows = []
+    for node, facts in nodes.items():
+        usable = dict(facts)
+        if "memory_limit_gb" in usable:  # what the node's processes could use, as in summary
+            usable["memory_gb"] = usable["memory_limit_gb"]
+        rows.append([str(node), *(usable.get(name, "-") for _, name in NODE_COLUMNS)])
     lines = _aligned([header, *rows]).splitlines()
     distinct = {tuple(row[1:]) for row in rows}
     verdict = "nodes differ" if len(distinct) > 1 else "all nodes alike"

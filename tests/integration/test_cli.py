@@ -77,6 +77,35 @@ def test_diff_lists_only_what_differs(local_store: str, monkeypatch: pytest.Monk
     assert data["differences"]["sys.memory_limit_gb"] == {"a": None, "b": "8.59"}
 
 
+def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run shared by two nodes: show prints the per-node table and says the nodes differ."""
+    from mlflow.entities import RunTag
+
+    from mlflow_sysmetrics import collect
+    from mlflow_sysmetrics.collectors.distributed import DistInfo
+    from mlflow_sysmetrics.runs import shared_run_tags
+
+    client = mlflow.MlflowClient()
+    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    for node, machine in enumerate(("h100-vm", "cgroup-v2-nested")):
+        monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
+        _engine.clear_cache()
+        info = DistInfo(rank=2 * node, local_rank=0, world_size=4, node_rank=node, nodes=2)
+        written = shared_run_tags(collect(), info)
+        assert written is not None
+        client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in written.items()])
+    result = invoke("show", run.info.run_id)
+    assert result.exit_code == 0
+    table = result.output.split("\nNodes\n", 1)[1].splitlines()
+    assert table[0].split()[:3] == ["node", "cpu", "cores"]
+    assert table[1].startswith("0     Intel(R) Xeon(R) Processor  16")
+    assert table[2].split()[:5] == ["1", "AMD", "EPYC", "7R13", "Processor"]
+    assert "8.59" in table[2]  # node 1's memory limit, not its machine's memory
+    assert table[3] == "(2 nodes: nodes differ)"
+    data = json.loads(invoke("show", run.info.run_id, "--json").output)
+    assert data["nodes"]["1"]["cpu_available"] == "2.5"
+
+
 def test_summary_of_two_machines(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """summary: one row per machine kind with run counts and median durations."""
     mlflow.set_experiment("two-machines")

@@ -31,5 +31,7 @@ def test_snippet_runs(snippet: str, tmp_path: Path) -> None:
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
         MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics",
     )
-    out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -154,3 +154,17 @@ def test_dist_tags_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     tags = collect()
     assert (tags["sys.dist.rank"], tags["sys.dist.world_size"], tags["sys.slurm.job_id"]) == ("1", "2", "42")
+
+
+def test_shared_run_keys_per_node() -> None:
+    """On a run shared by a job: node 0 writes plain keys, node k sys.node<k>.*, others nothing."""
+    from mlflow_sysmetrics.runs import node_key, shared_run_tags
+
+    tags = {"sys.cpu": "X", "sys.dist.rank": "5", "sys.dist.world_size": "8", "sysmetrics.error": "gpu: boom"}
+    node0 = shared_run_tags(tags, distributed.DistInfo(rank=0, local_rank=0, world_size=8, node_rank=0))
+    node2 = shared_run_tags(tags, distributed.DistInfo(rank=4, local_rank=0, world_size=8, node_rank=2))
+    other = shared_run_tags(tags, distributed.DistInfo(rank=5, local_rank=1, world_size=8, node_rank=2))
+    assert node0 == {"sys.cpu": "X", "sys.dist.world_size": "8", "sysmetrics.error": "gpu: boom"}
+    assert node2 == {"sys.node2.cpu": "X", "sysmetrics.node2.error": "gpu: boom"}
+    assert other is None
+    assert node_key("sys.gpu", 0) == "sys.gpu"
