@@ -183,6 +183,36 @@ def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["sys.cpu_cores"] == str(os.cpu_count())
+    other = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    script = script_path("mlflow-sysmetrics")
+    logged = subprocess.run(
+        [script, "log", other.info.run_id, "--snapshot", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert logged.returncode == 0, logged.stderr
+    assert "sys.cpu" in json.loads(logged.stdout)
+    artifacts = [a.path for a in client.list_artifacts(other.info.run_id, "sysmetrics")]
+    assert artifacts == ["sysmetrics/system.json"]
+    same = subprocess.run(
+        [script, "diff", run.info.run_id, other.info.run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert (same.returncode, same.stdout.split(":")[0]) == (0, "Same hardware")
+    summary = subprocess.run(
+        [script, "summary", "--experiment", "Default", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert sum(kind["runs"] for kind in json.loads(summary.stdout)["kinds"]) >= 2
     bad = subprocess.run(
         [script_path("mlflow-sysmetrics"), "show", "f" * 32],
         capture_output=True,

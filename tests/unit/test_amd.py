@@ -71,3 +71,28 @@ def test_rocm_smi_json_variants() -> None:
     assert driver == "6.2.4"
     with pytest.raises(ValueError, match="not an object"):
         amd.parse_rocm_smi("[1, 2]")
+
+
+def test_amdsmi_library_when_installed(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The amdsmi library (shipped with ROCm) answers as it does on an MI300X node."""
+    (tmp_path / "amdsmi.py").write_text(
+        "calls = []\n"
+        "def amdsmi_init(): calls.append('init')\n"
+        "def amdsmi_shut_down(): calls.append('shut_down')\n"
+        "def amdsmi_get_processor_handles(): return ['h0', 'h1']\n"
+        "def amdsmi_get_gpu_asic_info(h): return {'market_name': 'AMD Instinct MI300X', 'target_graphics_version': 'gfx942'}\n"
+        "def amdsmi_get_gpu_vram_info(h): return {'vram_type': 'HBM3', 'vram_size': 196592}\n"
+        "def amdsmi_get_gpu_driver_info(h): return {'driver_name': 'amdgpu', 'driver_version': '6.8.5'}\n"
+        "def amdsmi_get_gpu_device_uuid(h): return 'uuid-' + h\n"
+        "def amdsmi_get_gpu_device_bdf(h): return '0000:0' + h[-1] + ':00.0'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    inventory = amd.from_amdsmi()
+    import amdsmi  # type: ignore[import-not-found]
+
+    assert inventory is not None
+    assert [(d.name, d.memory_bytes, d.compute_capability) for d in inventory.devices] == [
+        ("AMD Instinct MI300X", 196592 * 1024 * 1024, "gfx942")
+    ] * 2
+    assert inventory.driver == "6.8.5"
+    assert amdsmi.calls == ["init", "shut_down"]

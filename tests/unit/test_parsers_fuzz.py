@@ -109,3 +109,40 @@ def test_launcher_variables_never_raise(env: dict[str, str]) -> None:
     info = distributed.read(env)
     for value in (info.rank, info.local_rank, info.world_size, info.node_rank, info.nodes):
         assert value is None or (isinstance(value, int) and value >= 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "DriverDesc",
+                "MatchingDeviceId",
+                "DriverVersion",
+                "HardwareInformation.qwMemorySize",
+                "HardwareInformation.MemorySize",
+                "ProcessorNameString",
+            ]
+        ),
+        st.one_of(st.text(max_size=30), st.integers(-5, 2**40), st.binary(max_size=9)),
+    ),
+    st.text(max_size=20),
+)
+def test_registry_values_never_raise(values: dict[str, Any], version: str) -> None:
+    """Registry values of any type in any field: adapters, CPU name and driver numbers."""
+
+    class Registry:
+        def values(self, path: str) -> dict[str, Any]:
+            return values
+
+        def subkeys(self, path: str) -> list[str]:
+            return ["0000", "Properties"] if path == windows.DISPLAY_CLASS_KEY else []
+
+    devices, drivers = windows.adapters(Registry())
+    assert _strings(gpu_tags(devices, []))
+    assert _strings(drivers)
+    model = windows.cpu_model(Registry())
+    assert model is None or isinstance(model, str)
+    driver = windows.nvidia_driver_from_windows(version)
+    assert driver is None or isinstance(driver, str)
+    assert _strings(windows.dmi(Registry()))
