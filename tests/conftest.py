@@ -36,6 +36,10 @@ _SCRUBBED = {
     "container",
     "MPI_LOCALRANKID",
     "MPI_LOCALNRANKS",
+    # mlflow.set_experiment() exports the active experiment for child processes; a test's
+    # experiment must not leak into the next test's (or its subprocesses') store.
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
 }
 _SHELL_TOOLS = ("sh", "cat", "sleep", "head", "yes", "printf", "env")
 

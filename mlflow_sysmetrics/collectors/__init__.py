@@ -34,13 +34,12 @@ DIST_KEYS = (
 
 def for_platform(name: str) -> tuple[Collector, ...]:
     """The collectors for platform ``name`` (``linux``, ``macos``, ``windows``, ``other``)."""
-    common_tail = (
-        Collector("disk", disk.collect, (T.DISK_FREE_GB, T.DISK_TOTAL_GB), inline=True),
-        Collector("software", software.collect, (T.PYTHON, T.MLFLOW)),
-        Collector("gpu", accelerators.collect, GPU_KEYS, env=accelerators.VISIBILITY_ENV),
-        Collector("dist", distributed.collect, DIST_KEYS, inline=True),
-        Collector("host", system.collect_host, (T.HOST,)),
-    )
+    disk_ = Collector("disk", disk.collect, (T.DISK_FREE_GB, T.DISK_TOTAL_GB), inline=True)
+    software_ = Collector("software", software.collect, (T.PYTHON, T.MLFLOW))
+    gpu = Collector("gpu", accelerators.collect, GPU_KEYS, env=accelerators.VISIBILITY_ENV)
+    dist = Collector("dist", distributed.collect, DIST_KEYS, inline=True)
+    host = Collector("host", system.collect_host, (T.HOST,))
+    common_tail = (disk_, software_, gpu, dist, host)
     if name == "linux":
         return (
             Collector("cpu", cpu.collect_linux, CPU_KEYS),
@@ -73,8 +72,10 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         Collector("cpu", cpu.collect_counts, CPU_KEYS),
         Collector("memory", memory.collect_psutil, MEMORY_KEYS),
         Collector("os", system.collect_other, (T.PLATFORM, T.OS)),
-        *common_tail[:2],
-        *common_tail[3:],
+        disk_,
+        software_,
+        dist,
+        host,
     )
 
 

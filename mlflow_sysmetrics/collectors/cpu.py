@@ -248,12 +248,21 @@ def collect_linux(ctx: Context) -> dict[str, str]:
 
 
 def collect_counts(ctx: Context) -> dict[str, str]:
-    """Core counts where only the standard library and psutil can tell (macOS, Windows)."""
+    """Core counts where only the standard library and psutil can tell (macOS, Windows).
+
+    The cores available are the process's affinity where the system has one (Windows);
+    macOS has none, so there it is every logical core.
+    """
+    import psutil
+
     found: dict[str, str] = {}
     logical = os.cpu_count()
     if logical:
         found[T.CPU_CORES] = str(logical)
-        found[T.CPU_AVAILABLE] = str(logical)
+    process = psutil.Process()
+    usable = len(process.cpu_affinity()) if hasattr(process, "cpu_affinity") else logical
+    if usable:
+        found[T.CPU_AVAILABLE] = str(usable)
     physical = physical_cores_psutil()
     if physical:
         found[T.CPU_PHYSICAL_CORES] = str(physical)

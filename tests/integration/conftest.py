@@ -154,9 +154,7 @@ def tracking(counting_proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> Iterator
     mlflow.set_tracking_uri(counting_proxy.url)
     counting_proxy.reset()
     yield counting_proxy
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    _forget_mlflow_state()
 
 
 @pytest.fixture
@@ -168,8 +166,17 @@ def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     yield uri
+    _forget_mlflow_state()
+
+
+def _forget_mlflow_state() -> None:
+    """End runs left open and forget the store and experiment a test chose."""
+    import mlflow
+    from mlflow.tracking import fluent
+
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    fluent._active_experiment_id = None
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 

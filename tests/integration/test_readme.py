@@ -34,4 +34,4 @@ def test_snippet_runs(snippet: str, tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, f"exit status {out.returncode}: {out.stderr[-3000:]}"
