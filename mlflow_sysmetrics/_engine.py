@@ -175,11 +175,12 @@ def run_collection(settings: _settings.Settings | None = None) -> Report:
     static = plan.fast.get(env_values)
     if static is None:
         static, complete = _gather(plan.cached, root, deadline, settings.timeout)
+        static.tags = {k: v for k, v in static.tags.items() if plan.keeps(k, settings)}
         if complete:
             if len(plan.fast) > 32:  # an environment that keeps changing must not grow memory
                 plan.fast.clear()
             remembered = _Outcome()
-            remembered.tags = {k: v for k, v in static.tags.items() if plan.keeps(k, settings)}
+            remembered.tags = static.tags
             remembered.errors = static.errors
             remembered.reports = [
                 CollectorReport(r.name, r.seconds, True, r.errors, r.details) for r in static.reports
@@ -192,7 +193,7 @@ def run_collection(settings: _settings.Settings | None = None) -> Report:
         _run_inline(collector, Context(root, deadline), outcome)
 
     keeps = plan.keeps
-    result = {key: value for key, value in static.tags.items() if keeps(key, settings)}
+    result = dict(static.tags)  # filtered once, when gathered
     result.update((key, value) for key, value in outcome.tags.items() if keeps(key, settings))
     if outcome.errors and keeps(_tags.ERROR, settings):
         result[_tags.ERROR] = _tags.clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
