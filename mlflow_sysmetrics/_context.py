@@ -34,7 +34,7 @@ class Context:
         """Seconds left before the collection's deadline (never negative)."""
         return max(self.deadline - time.monotonic(), 0.0)
 
-    def run(self, args: Sequence[str], timeout: float | None = None) -> str:
+    def run(self, args: Sequence[str]) -> str:
         """Run a command (see :func:`mlflow_sysmetrics._proc.run`) within the deadline.
 
         The command is killed a little before the deadline, so that its own error (which
@@ -42,7 +42,7 @@ class Context:
         """
         remaining = self.remaining()
         limit = remaining - min(0.05, remaining / 10)
-        return _proc.run(args, limit if timeout is None else min(timeout, limit))
+        return _proc.run(args, limit)
 
     def within_deadline(self, function: Callable[[], T], what: str) -> T:
         """``function()`` run in a helper thread, abandoned (:class:`TimeoutError`) at the deadline.

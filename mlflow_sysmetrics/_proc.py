@@ -71,8 +71,13 @@ def run(
         raise
     if too_big:
         _kill(proc)
+    return _answer(name, None if too_big else proc.wait(), out, err, max_bytes)
+
+
+def _answer(name: str, status: int | None, out: bytes, err: bytes, max_bytes: int) -> str:
+    """The output as text, or the error that says why there is none (``status`` None: too big)."""
+    if status is None or len(out) > max_bytes:
         raise CommandError(f"{name} printed more than {max_bytes} bytes")
-    status = proc.wait()
     if status != 0:
         detail = _first_line(err) or _first_line(out)
         suffix = f": {detail}" if detail else ""
@@ -153,10 +158,4 @@ def _run_windows(  # pragma: no cover - exercised on Windows only
         proc.kill()
         proc.communicate()
         raise TimeoutError(f"{name} gave no answer in {timeout:.2g} s") from None
-    if len(out) > max_bytes:
-        raise CommandError(f"{name} printed more than {max_bytes} bytes")
-    if proc.returncode != 0:
-        detail = _first_line(err) or _first_line(out)
-        suffix = f": {detail}" if detail else ""
-        raise CommandError(f"{name} exited with status {proc.returncode}{suffix}")
-    return out.decode("utf-8", errors="replace")
+    return _answer(name, proc.returncode, out, err, max_bytes)

@@ -125,7 +125,7 @@ def _fail(message: str) -> click.ClickException:
     return click.ClickException(first[:300])
 
 
-def _run_tags(ctx: click.Context, run_id: str) -> tuple[dict[str, str], Any]:
+def _run_tags(ctx: click.Context, run_id: str) -> dict[str, str]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -139,7 +139,7 @@ def _run_tags(ctx: click.Context, run_id: str) -> tuple[dict[str, str], Any]:
         raise _fail(f"could not read run {run_id} from {_where(ctx)}: {exc}") from None
     except Exception as exc:  # unreachable server, bad URI
         raise _fail(f"could not read run {run_id} from {_where(ctx)}: {exc}") from None
-    return {k: v for k, v in run.data.tags.items() if is_system_key(k)}, run
+    return {k: v for k, v in run.data.tags.items() if is_system_key(k)}
 
 
 def _where(ctx: click.Context) -> str:
@@ -196,7 +196,7 @@ def show(ctx: click.Context, run_id: str | None, as_json: bool) -> None:
 
         tags = collect()
     else:
-        tags, _ = _run_tags(ctx, run_id)
+        tags = _run_tags(ctx, run_id)
     tags = {k: tags[k] for k in order(tags)}
     nodes = nodes_of(tags)
     if as_json:
@@ -245,8 +245,8 @@ def diff(ctx: click.Context, run_a: str, run_b: str, include_volatile: bool, as_
     Example:
       mlflow-sysmetrics diff 3f2a9c1e0b7d4e5f8a6b 91c0d2e3f4a5b6c7d8e9
     """
-    tags_a, _ = _run_tags(ctx, run_a)
-    tags_b, _ = _run_tags(ctx, run_b)
+    tags_a = _run_tags(ctx, run_a)
+    tags_b = _run_tags(ctx, run_b)
     keys = order(set(tags_a) | set(tags_b))
     differing = [
         k for k in keys if tags_a.get(k) != tags_b.get(k) and (include_volatile or k not in VOLATILE_KEYS)
@@ -388,7 +388,7 @@ def demo(ctx: click.Context, experiment_name: str) -> None:
         ) from None
     except Exception as exc:
         raise _fail(f"could not write a run to {uri}: {exc}") from None
-    tags, _ = _run_tags(ctx, run.info.run_id)
+    tags = _run_tags(ctx, run.info.run_id)
     experiment_id = run.info.experiment_id
     click.echo(f"Run {run.info.run_id} in experiment {experiment_name!r} ({uri}) has these system tags:\n")
     click.echo(format_table({k: tags[k] for k in order(tags)}))
