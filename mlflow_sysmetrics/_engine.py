@@ -233,13 +233,23 @@ def _gather(
     return outcome, complete
 
 
+def _accepted(produced: Mapping[str, str], context: Context) -> dict[str, str]:
+    """The produced tags that can be true; the others are named in the context's errors."""
+    accepted: dict[str, str] = {}
+    for key, value in produced.items():
+        text = value if isinstance(value, str) else str(value)
+        reason = _tags.implausible_tag(key, text)
+        if reason is None:
+            accepted[str(key)] = text
+        else:
+            context.errors.append(f"ValueError: {key} cannot be true ({reason}); left out")
+    return accepted
+
+
 def _run_inline(collector: Collector, context: Context, outcome: _Outcome) -> None:
     started = time.monotonic()
     try:
-        produced = collector.function(context)
-        outcome.tags.update(
-            (str(k), _tags.clip(v if isinstance(v, str) else str(v))) for k, v in produced.items()
-        )
+        outcome.tags.update(_accepted(collector.function(context), context))
     except Exception as exc:
         _LOG.debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)
@@ -269,8 +279,7 @@ def _start_thread(job: Callable[[], None], name: str) -> None:
 def _execute(collector: Collector, entry: _Entry, context: Context) -> None:
     started = time.monotonic()
     try:
-        produced: Mapping[str, str] = collector.function(context)
-        entry.tags = {str(k): _tags.clip(v if isinstance(v, str) else str(v)) for k, v in produced.items()}
+        entry.tags = _accepted(collector.function(context), context)
     except Exception as exc:
         _LOG.debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)

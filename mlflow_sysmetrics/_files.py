@@ -51,6 +51,13 @@ class Root:
         """Whether ``path`` exists under this root (a file, folder or marker)."""
         return os.path.lexists(self.join(path))
 
+    def link_name(self, path: str) -> str | None:
+        """Last part of the target of the symbolic link at ``path`` (a sysfs ``driver`` link), or ``None``."""
+        try:
+            return os.path.basename(os.readlink(self.join(path))) or None
+        except (OSError, ValueError):
+            return None
+
     def listdir(self, path: str) -> list[str]:
         """Sorted entries of the folder at ``path``; empty when it cannot be listed."""
         try:

@@ -17,12 +17,18 @@ ENV_PROVIDER = "MLFLOW_RUN_CONTEXT_PROVIDER"
 PROVIDER_NAME = "sysmetrics"
 
 
+_last: tuple[str, bool] = ("", False)
+
+
 def provider_enabled() -> bool:
     """Whether ``MLFLOW_RUN_CONTEXT_PROVIDER`` names ``sysmetrics`` (any case, comma or space list)."""
+    global _last
     raw = os.environ.get(ENV_PROVIDER)
     if not raw:
         return False
-    return PROVIDER_NAME in raw.lower().replace(",", " ").split()
+    if raw != _last[0]:  # asked on every run: split an unchanged value only once
+        _last = (raw, PROVIDER_NAME in raw.lower().replace(",", " ").split())
+    return _last[1]
 
 
 class SysMetricsRunContextProvider:

@@ -61,17 +61,29 @@ def handed_over_tags() -> Mapping[str, str] | None:
     return getattr(_handoff, "tags", None)
 
 
+def writing_node(info: distributed.DistInfo) -> int | None:
+    """The node whose keys this process writes on a run its job shares, or ``None``.
+
+    One process per node writes: local rank 0 of a node whose index the launcher gave.
+    Where the node index cannot be known (Open MPI, MPICH), only global rank 0 writes, as
+    node 0: two nodes must never write the same keys.
+    """
+    if info.node_rank is not None and info.local_rank is not None:
+        return info.node_rank if info.local_rank == 0 else None
+    return 0 if info.rank == 0 else None
+
+
 def shared_run_tags(tags: Mapping[str, str], info: distributed.DistInfo) -> dict[str, str] | None:
     """The keys one process of a multi-node job writes on a run all its processes share.
 
-    One process per node writes (local rank 0): node 0 the plain keys, node ``k`` the same
-    facts as ``sys.node<k>.<name>``. Per-process facts (rank, local rank) say nothing about
-    a run shared by all ranks and are left out; the job's size is written by node 0 only.
-    Returns ``None`` for a process that is not its node's writer.
+    Node 0 writes the plain keys, node ``k`` the same facts as ``sys.node<k>.<name>`` (see
+    :func:`writing_node` for which process writes). Per-process facts (rank, local rank)
+    say nothing about a run shared by all ranks and are left out; the job's size is
+    written by node 0 only. Returns ``None`` for a process that writes nothing.
     """
-    if info.local_rank not in (None, 0):
+    node = writing_node(info)
+    if node is None:
         return None
-    node = info.node_rank or 0
     per_process = {T.DIST_RANK, T.DIST_LOCAL_RANK, T.DIST_NODE_RANK}
     job_wide = {T.DIST_WORLD_SIZE, T.DIST_NODES, T.SLURM_JOB_ID}
     found: dict[str, str] = {}
@@ -100,12 +112,15 @@ def _tags_for_existing_run() -> tuple[dict[str, str], bool, str]:
     info = distributed.current()
     if not _is_shared(info):
         return tags, True, SNAPSHOT_ARTIFACT
-    node = info.node_rank or 0
-    artifact = SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
     mine = shared_run_tags(tags, info)
-    if mine is None:  # not the node's writer: what the writer writes, without writing it
-        return shared_run_tags(tags, info._replace(local_rank=0)) or {}, False, artifact
-    return mine, True, artifact
+    if mine is not None:
+        node = writing_node(info) or 0
+        artifact = SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
+        return mine, True, artifact
+    if info.node_rank is not None and info.local_rank is not None:
+        # Not the node's writer: what the writer writes, without writing it.
+        return shared_run_tags(tags, info._replace(local_rank=0)) or {}, False, SNAPSHOT_ARTIFACT
+    return {}, False, SNAPSHOT_ARTIFACT  # a node nobody can name: nothing of it is written
 
 
 def log_sysmetrics(run_id: str | None = None, *, snapshot: bool = False) -> dict[str, str]:

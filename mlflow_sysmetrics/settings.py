@@ -28,7 +28,11 @@ ENV_ROOT = "MLFLOW_SYSMETRICS_ROOT"
 #: Name that switches on implicit tagging in ``MLFLOW_RUN_CONTEXT_PROVIDER``.
 PROVIDER_NAME = _provider.PROVIDER_NAME
 DEFAULT_TIMEOUT = 1.0
+#: Longest deadline honoured: a run waits at most this long to start.
+MAX_TIMEOUT = 600.0
 DEFAULT_ROOT = "/"
+#: A pattern longer than this names no tag (keys are a few dozen characters).
+MAX_PATTERN_LENGTH = 200
 
 
 class Settings(NamedTuple):
@@ -68,11 +72,12 @@ def current() -> Settings:
 
 def warn_once(variable: str, value: str, message: str) -> None:
     """Log ``message`` about ``variable`` once per distinct bad ``value``."""
-    key = (variable, value)
+    shown = value if len(value) <= 80 else f"{value[:60]}... ({len(value)} characters)"
+    key = (variable, shown)
     if key in _warned:
         return
     _warned.add(key)
-    _LOG.warning("%s=%r: %s", variable, value, message)
+    _LOG.warning("%s=%r: %s", variable, shown, message)
 
 
 def _parse_timeout(raw: str | None) -> float:
@@ -89,23 +94,35 @@ def _parse_timeout(raw: str | None) -> float:
             f"expected a positive number of seconds such as 1.5; using the default {DEFAULT_TIMEOUT}",
         )
         return DEFAULT_TIMEOUT
+    if value > MAX_TIMEOUT:
+        warn_once(
+            ENV_TIMEOUT,
+            raw,
+            f"a run would wait that long to start; using the longest deadline allowed, {MAX_TIMEOUT:g} s",
+        )
+        return MAX_TIMEOUT
     return value
 
 
 def _parse_patterns(variable: str, raw: str | None) -> tuple[str, ...]:
     if raw is None:
         return ()
+    if len(raw) > MAX_PATTERN_LENGTH * 100:
+        warn_once(variable, raw, "is far longer than any list of tag patterns; ignoring it")
+        return ()
     patterns = tuple(p for p in (part.strip() for part in raw.split(",")) if p)
-    unknown = [p for p in patterns if not _tags.matches_any_known(p)]
+    unknown = [p for p in patterns if len(p) > MAX_PATTERN_LENGTH or not _tags.matches_any_known(p)]
     if unknown:
+        shown = ", ".join(p if len(p) <= 40 else f"{p[:30]}..." for p in unknown[:5])
         warn_once(
             variable,
             raw,
-            f"{', '.join(unknown)} names no tag this package writes "
+            f"{shown} names no tag this package writes "
             f"(keys look like 'sys.gpu' or 'sys.dist.*'); ignoring "
             f"{'it' if len(unknown) == 1 else 'them'}",
         )
-        patterns = tuple(p for p in patterns if p not in unknown)
+        rejected = set(unknown)
+        patterns = tuple(p for p in patterns if p not in rejected)
     return patterns
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import math
+import re
 
 CPU = "sys.cpu"
 CPU_CORES = "sys.cpu_cores"
@@ -84,6 +86,14 @@ NO_GPU = "None"
 MAX_VALUE_LENGTH = 8000
 #: ``sysmetrics.error`` is cut to this many characters.
 MAX_ERROR_LENGTH = 500
+#: Longest a name of one thing can truly be: an x86 brand string is 48 characters (CPUID
+#: leaves 0x80000002-4), NVML's device name fits 96 bytes, os-release names a few dozen.
+MAX_NAME_LENGTH = 128
+#: Longest any other value can truly be (a list of several GPU models included).
+MAX_FACT_LENGTH = 1024
+#: Keys whose value names one thing (a CPU model, an OS, a container kind ...).
+NAME_KEYS: frozenset[str] = frozenset({CPU, OS, CONTAINER, CLOUD, INSTANCE_TYPE, HOST, SLURM_JOB_ID})
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def gb(num_bytes: float) -> str:
@@ -92,11 +102,31 @@ def gb(num_bytes: float) -> str:
 
 
 def decimal(value: float) -> str:
-    """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``."""
+    """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``.
+
+    Below 0.01, two significant digits (``0.004``), never a misleading ``0``.
+    """
+    if 0 < abs(value) < 0.005:
+        places = 1 - math.floor(math.log10(abs(value)))
+        return f"{value:.{places}f}".rstrip("0")
     rounded = round(value, 2)
     if rounded == int(rounded):
         return str(int(rounded))
     return f"{rounded:.2f}".rstrip("0")
+
+
+def implausible(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
+    """Why ``value`` cannot be a true fact (control characters, absurd length), or ``None``."""
+    if _CONTROL.search(value):
+        return "it holds control characters"
+    if len(value) > limit:
+        return f"it is {len(value)} characters long"
+    return None
+
+
+def implausible_tag(key: str, value: str) -> str | None:
+    """:func:`implausible` with the limit that fits ``key`` (names are short, lists longer)."""
+    return implausible(value, MAX_NAME_LENGTH if key in NAME_KEYS else MAX_FACT_LENGTH)
 
 
 def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:

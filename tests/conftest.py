@@ -88,7 +88,8 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
     """Put fake programs on a PATH that holds nothing else but basic shell tools.
 
     ``fake_commands(recordings=folder)`` replays a ``commands/`` folder whose files are named
-    program + arguments joined + ``.txt`` (as the captured machines are);
+    program + arguments joined + ``.txt`` (as the captured machines are); a ``.fail.txt``
+    file is printed to standard error with exit status 2 (a command that refuses);
     ``fake_commands(scripts={"nvidia-smi": "sleep 30"})`` installs shell bodies.
     """
     bin_dir = tmp_path / "bin"
@@ -103,6 +104,8 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
                     programs[name] = (
                         f'key=$(printf "%s" "$@")\nfile="{recordings}/{name}$key.txt"\n'
                         'if [ -f "$file" ]; then cat "$file"; exit 0; fi\n'
+                        f'fail="{recordings}/{name}$key.fail.txt"\n'
+                        'if [ -f "$fail" ]; then cat "$fail" >&2; exit 2; fi\n'
                         f'echo "{name}: no recording for: $*" >&2\nexit 2\n'
                     )
         programs.update(scripts or {})

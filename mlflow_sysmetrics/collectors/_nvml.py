@@ -18,6 +18,8 @@ from .gpu import Device, Inventory
 
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
+#: nvml.h: a device the caller may not use, e.g. one a SLURM job's cgroup does not grant.
+NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 _BUFFER = 96
@@ -25,6 +27,10 @@ _BUFFER = 96
 
 class NVMLError(RuntimeError):
     """An NVML call returned an error code."""
+
+    def __init__(self, message: str, code: int = -1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class _Memory(ctypes.Structure):
@@ -93,7 +99,7 @@ def _check(lib: ctypes.CDLL, function: str, code: int) -> None:
         message = text.decode("utf-8", "replace") if text else f"error {code}"
     except AttributeError:
         message = f"error {code}"
-    raise NVMLError(f"{function} returned {code}: {message}")
+    raise NVMLError(f"{function} returned {code}: {message}", code)
 
 
 def _text(lib: ctypes.CDLL, function: str, *args: object) -> str:
@@ -128,7 +134,13 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) ->
         int(memory.total) if _optional(lib, "nvmlDeviceGetMemoryInfo", handle, ctypes.byref(memory)) else None
     )
     if mig:
-        return Device("nvidia", index, name, uuid, memory_bytes)
+        gi, ci = ctypes.c_uint(), ctypes.c_uint()
+        ids = None
+        if _optional(lib, "nvmlDeviceGetGpuInstanceId", handle, ctypes.byref(gi)) and _optional(
+            lib, "nvmlDeviceGetComputeInstanceId", handle, ctypes.byref(ci)
+        ):
+            ids = (gi.value, ci.value)
+        return Device("nvidia", index, name, uuid, memory_bytes, mig_ids=ids)
     major, minor = ctypes.c_int(), ctypes.c_int()
     capability = None
     if _optional(lib, "nvmlDeviceGetCudaComputeCapability", handle, ctypes.byref(major), ctypes.byref(minor)):
@@ -147,7 +159,15 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) ->
         if _optional(lib, "nvmlDeviceGetMaxMigDeviceCount", handle, ctypes.byref(slots)):
             for slot in range(slots.value):
                 child = ctypes.c_void_p()
-                if _optional(lib, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot, ctypes.byref(child)):
+                try:
+                    present = _optional(
+                        lib, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot, ctypes.byref(child)
+                    )
+                except NVMLError as exc:
+                    if exc.code != NVML_ERROR_NO_PERMISSION:
+                        raise
+                    continue  # another container's instance: not ours to use
+                if present:
                     instances.append(_device(lib, child, len(instances), mig=True))
     return Device(
         "nvidia", index, name, uuid, memory_bytes, bus_id, capability, mig_enabled, tuple(instances)
@@ -155,11 +175,13 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) ->
 
 
 def inventory() -> Inventory:
-    """Every NVIDIA GPU NVML can see, with driver and CUDA driver versions.
+    """Every NVIDIA GPU this process may use, as NVML sees it, with driver and CUDA versions.
 
-    On an H100, ``nvmlInit_v2`` (14 ms), opening the first device (7 ms) and
-    ``nvmlShutdown`` (4 ms) are nearly all the cost; the queries themselves take
-    microseconds, so every fact is asked of NVML rather than mixed with other sources.
+    ``nvmlDeviceGetCount_v2`` counts every GPU of the machine, even those whose handle is
+    refused with ``NVML_ERROR_NO_PERMISSION`` (nvml.h), as happens to the GPUs a SLURM job
+    was not given: those are left out. A GPU that fails otherwise is left out and named in
+    the inventory's errors; the others keep their facts. Nearly all the cost is
+    ``nvmlInit_v2`` and the first handle; the queries take microseconds.
     """
     lib = load()
     _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
@@ -171,18 +193,28 @@ def inventory() -> Inventory:
             cuda_driver = cuda_version_text(cuda.value)
         count = ctypes.c_uint()
         _check(lib, "nvmlDeviceGetCount_v2", lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
-        devices = []
+        devices: list[Device] = []
+        notes: list[str] = []
+        errors: list[str] = []
         for index in range(count.value):
             handle = ctypes.c_void_p()
-            _check(
-                lib,
-                "nvmlDeviceGetHandleByIndex_v2",
-                lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
-            )
-            devices.append(_device(lib, handle, index, mig=False))
+            try:
+                _check(
+                    lib,
+                    "nvmlDeviceGetHandleByIndex_v2",
+                    lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
+                )
+                devices.append(_device(lib, handle, len(devices), mig=False))
+            except NVMLError as exc:
+                if exc.code == NVML_ERROR_NO_PERMISSION:
+                    notes.append(f"NVML device {index}: no permission (not granted to this process)")
+                else:
+                    errors.append(f"NVMLError: NVML device {index}: {exc}")
     finally:
         lib.nvmlShutdown()
-    return Inventory("nvidia", "nvml", tuple(devices), driver, cuda_driver)
+    return Inventory(
+        "nvidia", "nvml", tuple(devices), driver, cuda_driver, notes=tuple(notes), errors=tuple(errors)
+    )
 
 
 def _reset_after_fork() -> None:

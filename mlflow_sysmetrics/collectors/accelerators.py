@@ -1,8 +1,9 @@
 """The ``gpu`` collector: every vendor's inventory, narrowed to what the process may use.
 
 Inventories are read once per process and root; which devices are visible is worked out
-again whenever ``CUDA_VISIBLE_DEVICES`` (or ROCm's ``HIP_VISIBLE_DEVICES`` /
-``ROCR_VISIBLE_DEVICES``) changes, which costs no new look at the hardware.
+(:mod:`.visibility`) again whenever ``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER`` or
+ROCm's ``ROCR_VISIBLE_DEVICES`` / ``HIP_VISIBLE_DEVICES`` change, which costs no new look
+at the hardware. Integrated graphics are left out of the tags (they stay in the snapshot).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 from .. import _platform
+from .. import tags as T
 from .._context import Context
-from .gpu import Device, Inventory, describe, gpu_tags, select_visible
+from . import visibility
+from .gpu import Device, Inventory, describe, gpu_tags
 
 #: Environment variables that change which GPUs are visible.
-VISIBILITY_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+VISIBILITY_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 
 Source = Callable[[Context], "Inventory | None"]
 
@@ -70,39 +74,70 @@ def read_inventories(ctx: Context, sources: list[Source] | None = None) -> list[
     return found
 
 
-def visible_devices(inventories: list[Inventory], environ: Mapping[str, str] | None = None) -> list[Device]:
-    """The devices the process may use, honouring each vendor's visibility variable."""
+class Selection(NamedTuple):
+    """The devices a process may use, the whole GPUs it was given, and what is not known."""
+
+    devices: list[Device]
+    chosen_gpus: list[Device]
+    unknown: list[str]
+
+
+def visible_devices(inventories: list[Inventory], environ: Mapping[str, str] | None = None) -> Selection:
+    """The devices the process may use, honouring each vendor's visibility variables."""
     env = os.environ if environ is None else environ
     devices: list[Device] = []
-    seen_windows_nvidia = any(inv.vendor == "nvidia" for inv in inventories)
+    chosen: list[Device] = []
+    unknown: list[str] = []
+    nvml_seen = any(inv.vendor == "nvidia" for inv in inventories)
     for inventory in inventories:
-        if inventory.vendor == "nvidia":
-            devices.extend(select_visible(inventory.devices, env.get("CUDA_VISIBLE_DEVICES")))
-        elif inventory.vendor == "amd":
-            spec = env.get(
-                "HIP_VISIBLE_DEVICES", env.get("ROCR_VISIBLE_DEVICES", env.get("CUDA_VISIBLE_DEVICES"))
+        if inventory.vendor == "amd":
+            picked = visibility.rocm(
+                inventory.devices, env.get("ROCR_VISIBLE_DEVICES"), env.get("HIP_VISIBLE_DEVICES")
             )
-            devices.extend(select_visible(inventory.devices, spec))
-        elif inventory.vendor == "windows":
+            devices.extend(d for d in picked if not d.integrated)
+            continue
+        if inventory.vendor == "windows":
             # NVML already listed the NVIDIA adapters; the registry adds the others.
-            others = [d for d in inventory.devices if not (seen_windows_nvidia and d.vendor == "nvidia")]
-            nvidia_ones = [d for d in others if d.vendor == "nvidia"]
-            rest = [d for d in others if d.vendor != "nvidia"]
-            devices.extend(select_visible(nvidia_ones, env.get("CUDA_VISIBLE_DEVICES")) + rest)
+            own = [d for d in inventory.devices if not (nvml_seen and d.vendor == "nvidia")]
+            nvidia = [d for d in own if d.vendor == "nvidia"]
+            others = [d for d in own if d.vendor != "nvidia"]
+        elif inventory.vendor == "nvidia":
+            nvidia, others = list(inventory.devices), []
         else:
-            devices.extend(inventory.devices)
-    return devices
+            devices.extend(d for d in inventory.devices if not d.integrated)
+            continue
+        if nvidia:
+            seen = visibility.cuda(nvidia, env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))
+            devices.extend(seen.devices)
+            chosen.extend(seen.gpus)
+            if seen.unknown:
+                unknown.append(seen.unknown)
+        devices.extend(d for d in others if not d.integrated)
+    return Selection(devices, chosen, unknown)
 
 
 def collect(ctx: Context) -> dict[str, str]:
     """``sys.gpu``, ``sys.gpu_count`` and the other GPU tags for the visible GPUs."""
     inventories = read_inventories(ctx)
-    devices = visible_devices(inventories)
-    ctx.details.update(describe(devices, inventories))
+    selection = visible_devices(inventories)
+    ctx.details.update(describe(selection.devices, inventories))
+    for inventory in inventories:
+        ctx.errors.extend(inventory.errors)
+    devices = []
+    for device in selection.devices:
+        reason = T.implausible(device.name) if device.name else None
+        if reason:  # the device is there; its name is not one
+            ctx.errors.append(f"ValueError: a GPU model name that cannot be true ({reason}); left out")
+        devices.append(device._replace(name="") if reason else device)
+    ctx.errors.extend(selection.unknown)
     if not devices and ctx.errors:
         # No GPU found, but a source failed: "None" would be a guess, so say nothing.
         return {}
-    return gpu_tags(devices, inventories)
+    found = gpu_tags(devices, inventories, selection.chosen_gpus)
+    if selection.unknown:
+        for key in (T.GPU, T.GPU_MEMORY_GB, T.GPU_COMPUTE_CAPABILITY):
+            found.pop(key, None)
+    return found
 
 
 def forget() -> None:

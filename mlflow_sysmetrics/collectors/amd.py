@@ -1,9 +1,13 @@
 """AMD GPUs: the PCI bus and ``amdgpu``'s sysfs files first, the tools only to fill gaps.
 
-``/sys/bus/pci/devices`` counts AMD display devices (vendor ``0x1002``) without any tool,
-and ``amdgpu`` adds the memory size (``mem_info_vram_total``) and, on recent kernels, the
-product name. Only when a name or size is still missing is the ``amdsmi`` library tried
-(when installed), then ``rocm-smi``, which can take 1 to 3 s and so runs under the deadline.
+Which devices count is decided by :mod:`.pci` (display and processing-accelerator classes,
+bound to ``amdgpu``). ``amdgpu`` adds the memory size (``mem_info_vram_total``), the unique
+id ROCm names a GPU by (``unique_id``) and, on some boards, the product name. Names come
+from libdrm's ``amdgpu.ids`` table (device id and revision, the table ``rocm-smi`` and HIP
+read too) for the data-centre parts; where a name is still missing or the table names
+more than one product, the ``amdsmi`` library (when installed) or ``rocm-smi`` is asked,
+under the deadline (it can take seconds). Integrated graphics (a Ryzen APU's) are listed
+in the snapshot but are not accelerators a training run uses.
 """
 
 from __future__ import annotations
@@ -15,33 +19,72 @@ from typing import Any
 
 from .._context import Context
 from .._files import Root
+from . import pci
 from .gpu import Device, Inventory
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
 
 AMD_VENDOR_ID = 0x1002
-#: PCI base class 0x03 (display): VGA 0x0300, 3D 0x0302, other display 0x0380 (Instinct).
-DISPLAY_CLASS = 0x03
-#: Names of data-centre parts by PCI device id, for machines without ROCm tools.
-DEVICE_NAMES: dict[int, str] = {
-    0x66A1: "AMD Instinct MI50",
-    0x738C: "AMD Instinct MI100",
-    0x7408: "AMD Instinct MI250X",
-    0x740C: "AMD Instinct MI250X/MI250",
-    0x740F: "AMD Instinct MI210",
-    0x74A0: "AMD Instinct MI300A",
-    0x74A1: "AMD Instinct MI300X",
-    0x74A5: "AMD Instinct MI325X",
+DRIVER = "amdgpu"
+
+#: Product names by (PCI device id, revision), as libdrm's data/amdgpu.ids writes them.
+AMDGPU_IDS: dict[tuple[int, int], str] = {
+    (0x66A1, 0x02): "AMD Instinct MI60 / MI50",
+    (0x66A1, 0x06): "AMD Radeon Pro VII",
+    (0x738C, 0x01): "AMD Instinct MI100",
+    (0x7408, 0x00): "AMD Instinct MI250X",
+    (0x740C, 0x01): "AMD Instinct MI250X / MI250",
+    (0x740F, 0x02): "AMD Instinct MI210",
+    (0x74A0, 0x00): "AMD Instinct MI300A",
+    (0x74A1, 0x00): "AMD Instinct MI300X",
+    (0x74A2, 0x00): "AMD Instinct MI308X",
+    (0x74A5, 0x00): "AMD Instinct MI325X",
+    (0x74A8, 0x00): "AMD Instinct MI308X HF",
+    (0x74A9, 0x00): "AMD Instinct MI300X HF",
+    (0x74B5, 0x00): "AMD Instinct MI300X VF",
+    (0x74B6, 0x00): "AMD Instinct MI308X",
+    (0x74BD, 0x00): "AMD Instinct MI300X HF",
+    (0x75A0, 0x00): "AMD Instinct MI350X",
+    (0x75A3, 0x00): "AMD Instinct MI355X",
+    (0x75B0, 0x00): "AMD Instinct MI350X VF",
+    (0x75B3, 0x00): "AMD Instinct MI355X VF",
 }
-
-
-def _hex(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        return int(text.strip(), 16)
-    except ValueError:
-        return None
+#: Ids that pci.ids gives to more than one product, by the name it gives them.
+SHARED_IDS: dict[int, str] = {
+    0x66A0: "AMD Radeon Pro/Radeon Instinct",
+    0x66A1: "AMD Radeon Pro VII/Radeon Instinct MI50 32GB",
+}
+#: Graphics built into Ryzen and other APUs (named "... Graphics" / "Radeon 610M" and the
+#: like in amdgpu.ids, by code name in pci.ids): not accelerators for a training run.
+INTEGRATED_IDS = frozenset(
+    {
+        *range(0x1309, 0x131E),  # Kaveri
+        *range(0x9830, 0x983E),  # Kabini
+        *range(0x9850, 0x9857),  # Mullins
+        0x9874,  # Carrizo
+        0x98E4,  # Stoney
+        0x15DD,  # Raven
+        0x15D8,  # Picasso
+        0x1636,  # Renoir
+        0x1638,  # Cezanne
+        0x164C,  # Lucienne
+        0x15E7,  # Barcelo
+        0x163F,  # Van Gogh
+        0x1435,  # custom APU
+        0x1681,  # Rembrandt
+        0x164E,  # Raphael
+        0x13C0,  # Granite Ridge
+        0x1506,  # Mendocino
+        0x15BF,  # Phoenix
+        0x15C8,  # Phoenix 2
+        0x1900,  # Hawk Point
+        0x1901,  # Hawk Point 2
+        0x150E,  # Strix Point
+        0x1586,  # Strix Halo
+        0x1114,  # Krackan Point
+        0x1902,  # Krackan Point
+    }
+)
 
 
 def _bytes(text: str | None) -> int | None:
@@ -57,39 +100,76 @@ def _named(name: str) -> str:
     return name if name.upper().startswith("AMD") else f"AMD {name}"
 
 
+def uuid_from_unique_id(text: str | None) -> str | None:
+    """ROCm's name for a GPU (``GPU-4b2c1a7e0a6e7c3d``) from its unique id (``0x4b2c...`` or bare hex)."""
+    if not text:
+        return None
+    digits = text.strip().lower().removeprefix("0x")
+    if not digits or digits in ("n/a", "0") or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return f"GPU-{digits}"
+
+
+def table_name(device_id: int, revision: int | None) -> tuple[str | None, bool]:
+    """The product name by PCI id, and whether it names one product (no tool need confirm it)."""
+    name = AMDGPU_IDS.get((device_id, revision)) if revision is not None else None
+    if name is None:
+        names = {n for (d, _), n in AMDGPU_IDS.items() if d == device_id}
+        if device_id in SHARED_IDS:
+            return SHARED_IDS[device_id], False
+        name = names.pop() if len(names) == 1 else None
+    if name is None:
+        return None, False
+    return name, "/" not in name
+
+
 def from_sysfs(root: Root) -> Inventory | None:
-    """AMD display devices on the PCI bus, with what ``amdgpu`` tells of them."""
+    """AMD accelerators on the PCI bus that ``amdgpu`` serves, with what it tells of them."""
+    return _from_sysfs(root)[0]
+
+
+def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
+    """:func:`from_sysfs`, and whether a tool must still be asked for a name or a size."""
     devices: list[Device] = []
-    for bus in root.listdir("/sys/bus/pci/devices"):
-        base = f"/sys/bus/pci/devices/{bus}"
-        vendor = _hex(root.read_line(f"{base}/vendor"))
-        klass = _hex(root.read_line(f"{base}/class"))
-        if vendor != AMD_VENDOR_ID or klass is None or klass >> 16 != DISPLAY_CLASS:
+    notes: list[str] = []
+    unsure = False
+    for found in pci.accelerators(root, AMD_VENDOR_ID):
+        reason = pci.unusable_reason(found, DRIVER)
+        if reason is not None:
+            notes.append(reason)
             continue
-        device_id = _hex(root.read_line(f"{base}/device")) or 0
+        base = f"{pci.DEVICES}/{found.bus}"
         product = root.read_line(f"{base}/product_name")
-        name = _named(product) if product else DEVICE_NAMES.get(device_id, f"AMD GPU [1002:{device_id:04x}]")
+        name, final = table_name(found.device, found.revision)
+        memory = _bytes(root.read_line(f"{base}/mem_info_vram_total"))
+        integrated = found.device in INTEGRATED_IDS
+        if not integrated and (memory is None or not (product or final)):
+            unsure = True
         devices.append(
             Device(
                 "amd",
                 len(devices),
-                name,
-                memory_bytes=_bytes(root.read_line(f"{base}/mem_info_vram_total")),
-                bus_id=bus,
+                _named(product) if product else name or f"AMD GPU [1002:{found.device:04x}]",
+                uuid_from_unique_id(root.read_line(f"{base}/unique_id")),
+                memory_bytes=memory,
+                bus_id=found.bus,
+                integrated=integrated,
             )
         )
-    if not devices:
-        return None
+    if not devices and not notes:
+        return None, False
     driver = root.read_line("/sys/module/amdgpu/version")
-    return Inventory("amd", "sysfs", tuple(devices), driver)
+    return Inventory("amd", "sysfs", tuple(devices), driver, notes=tuple(notes)), unsure
 
 
-def _complete(inventory: Inventory) -> bool:
-    return all(d.memory_bytes and not d.name.startswith("AMD GPU [") for d in inventory.devices)
+def _fields(card: dict[str, Any]) -> dict[str, str]:
+    # rocm-smi's keys changed case across releases ("Card series" before ROCm 6, "Card
+    # Series" since); the values are what matter.
+    return {str(k).strip().lower(): text for k, v in card.items() if (text := _text(v))}
 
 
 def parse_rocm_smi(text: str) -> tuple[list[Device], str | None]:
-    """``rocm-smi --showproductname --showmeminfo vram --showdriverversion --showbus --json``."""
+    """The JSON of ``rocm-smi`` asked :data:`ROCM_SMI_ARGS` (product, VRAM, driver, bus, unique id)."""
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("rocm-smi printed JSON that is not an object")
@@ -101,24 +181,25 @@ def parse_rocm_smi(text: str) -> tuple[list[Device], str | None]:
     driver = None
     system = data.get("system")
     if isinstance(system, dict):
-        driver = _text(system.get("Driver version"))
+        driver = _fields(system).get("driver version")
     for key in cards:
         card = data[key]
         if not isinstance(card, dict):
             continue
-        name = _text(card.get("Card series")) or _text(card.get("Card SKU")) or _text(card.get("Card model"))
-        if not name:
-            continue
-        driver = driver or _text(card.get("Driver version"))
+        fields = _fields(card)
+        # "Card Series" is the product; "Card Model" is a PCI id and "Card SKU" a board part
+        # number (D70701), neither of them a name.
+        name = fields.get("card series")
+        driver = driver or fields.get("driver version")
         devices.append(
             Device(
                 "amd",
                 int(key[4:]),
-                _named(name),
-                _text(card.get("Unique ID")),
-                _bytes(_text(card.get("VRAM Total Memory (B)"))),
-                _text(card.get("PCI Bus")),
-                _text(card.get("GFX Version")),
+                _named(name) if name else "",
+                uuid_from_unique_id(fields.get("unique id")),
+                _bytes(fields.get("vram total memory (b)")),
+                fields.get("pci bus"),
+                fields.get("gfx version"),
             )
         )
     return devices, driver
@@ -131,19 +212,22 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+ROCM_SMI_ARGS = (
+    "rocm-smi",
+    "--showproductname",
+    "--showmeminfo",
+    "vram",
+    "--showdriverversion",
+    "--showbus",
+    "--showuniqueid",
+    "--json",
+)
+
+
 def from_rocm_smi(ctx: Context) -> Inventory | None:
     """AMD GPUs as ``rocm-smi`` tells them; ``None`` when it is not installed."""
-    args = [
-        "rocm-smi",
-        "--showproductname",
-        "--showmeminfo",
-        "vram",
-        "--showdriverversion",
-        "--showbus",
-        "--json",
-    ]
     try:
-        text = ctx.run(args)
+        text = ctx.run(ROCM_SMI_ARGS)
     except FileNotFoundError:
         return None
     devices, driver = parse_rocm_smi(text)
@@ -166,12 +250,14 @@ def from_amdsmi() -> Inventory | None:
             size_mib = vram.get("vram_size") if isinstance(vram, dict) else None
             info = amdsmi.amdsmi_get_gpu_driver_info(handle)
             driver = driver or (info.get("driver_version") if isinstance(info, dict) else None)
+            market = _text(asic.get("market_name"))
             devices.append(
                 Device(
                     "amd",
                     index,
-                    _named(str(asic.get("market_name") or "GPU")),
-                    _text(amdsmi.amdsmi_get_gpu_device_uuid(handle)),
+                    _named(market) if market else "",
+                    # ROCm names a GPU by its ASIC serial (what PyTorch matches against too).
+                    uuid_from_unique_id(_text(asic.get("asic_serial"))),
                     int(size_mib) * 1024 * 1024 if isinstance(size_mib, int) and size_mib > 0 else None,
                     _text(amdsmi.amdsmi_get_gpu_device_bdf(handle)),
                     _text(asic.get("target_graphics_version")),
@@ -182,25 +268,48 @@ def from_amdsmi() -> Inventory | None:
     return Inventory("amd", "amdsmi", tuple(devices), driver)
 
 
+def _bus_key(bus: str | None) -> str:
+    return (bus or "").strip().lower()
+
+
+def _fill(pci_devices: Inventory, tool: Inventory) -> Inventory:
+    """The PCI list (it decides which devices count) with the tool's names, ids and sizes."""
+    by_bus = {_bus_key(d.bus_id): d for d in tool.devices if d.bus_id}
+    devices = []
+    for device in pci_devices.devices:
+        told = by_bus.get(_bus_key(device.bus_id))
+        if told is None:
+            devices.append(device)
+            continue
+        devices.append(
+            device._replace(
+                name=told.name or device.name,
+                uuid=device.uuid or told.uuid,
+                memory_bytes=device.memory_bytes or told.memory_bytes,
+                compute_capability=device.compute_capability or told.compute_capability,
+            )
+        )
+    return pci_devices._replace(
+        source=f"{pci_devices.source}+{tool.source}",
+        devices=tuple(devices),
+        driver=pci_devices.driver or tool.driver,
+    )
+
+
 def inventory(ctx: Context) -> Inventory | None:
     """AMD GPUs by the cheapest source that names them; ``None`` when there are none."""
-    pci = from_sysfs(ctx.root)
-    if pci is None or _complete(pci):
-        return pci
+    found, unsure = _from_sysfs(ctx.root)
+    if found is None or not unsure:
+        return found
     sources: list[Callable[[], Inventory | None]] = [lambda: from_rocm_smi(ctx)]
     if ctx.root.is_live:
         sources.insert(0, from_amdsmi)
     for source in sources:
         try:
-            found = source()
+            told = source()
         except Exception as exc:  # a vendor tool or library failing is one clause, not a crash
             ctx.note_error(exc)
             continue
-        if found is not None and found.devices:
-            return Inventory(
-                "amd",
-                found.source,
-                found.devices,
-                found.driver or pci.driver,
-            )
-    return pci
+        if told is not None and told.devices:
+            return _fill(found, told)
+    return found

@@ -42,7 +42,10 @@ def classify(dmi: Mapping[str, str]) -> dict[str, str]:
         return found
     if "amazon" in bios_version.lower():  # Xen-based EC2 generations
         return {T.CLOUD: "aws"}
-    if vendor == "Google" or product == "Google Compute Engine" or bios_vendor == "Google":
+    # GCE writes "Google Compute Engine" as the product and "Google" as the BIOS vendor; a
+    # Chromebook also says sys_vendor "Google" (the kernel's own DMI quirk tables match
+    # Chromebooks on it), with a board name as product and coreboot as BIOS.
+    if product == "Google Compute Engine" or bios_vendor == "Google":
         return {T.CLOUD: "gcp"}
     if asset == AZURE_ASSET_TAG:
         return {T.CLOUD: "azure"}

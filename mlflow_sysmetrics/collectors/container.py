@@ -3,7 +3,10 @@
 ``KUBERNETES_SERVICE_HOST`` comes first (it says more than the runtime underneath), then
 HPC runtimes that announce themselves, then the markers runtimes leave (``/.dockerenv``,
 ``/run/.containerenv``), the ``container`` variable systemd-style runtimes set, and last
-the cgroup path, which names the runtime on hosts that leave no marker.
+the cgroup path, which names the runtime on hosts that leave no marker. As systemd's
+``virt.c`` says, "some images hardcode container=oci, but OCI is not a specific container
+manager": ``container=oci`` gives way to the cgroup path, and is ``oci`` only when nothing
+names the manager.
 """
 
 from __future__ import annotations
@@ -60,9 +63,9 @@ def detect(ctx: Context) -> str | None:
     if root.exists("/run/.containerenv"):
         return "podman"
     runtime = env.get("container", "").strip()
-    if runtime:
-        return {"oci": "docker"}.get(runtime, runtime)
-    return from_cgroup(root.read("/proc/self/cgroup") or "")
+    if runtime and runtime != "oci":
+        return runtime
+    return from_cgroup(root.read("/proc/self/cgroup") or "") or runtime or None
 
 
 def collect(ctx: Context) -> dict[str, str]:

@@ -1,11 +1,24 @@
-"""Rank and size in a multi-process job, as the launcher wrote them into the environment.
+"""Rank and size in a multi-process job, as the launcher that started the process wrote them.
 
-Sources, per fact, in order: torchrun / torchelastic (``RANK``, ``LOCAL_RANK``,
-``WORLD_SIZE``, ``GROUP_RANK``, ``GROUP_WORLD_SIZE``), Open MPI (``OMPI_COMM_WORLD_*``),
-MPICH/PMI (``PMI_RANK``, ``PMI_SIZE``), then SLURM (``SLURM_PROCID``, ``SLURM_LOCALID``,
-``SLURM_NTASKS``, ``SLURM_NODEID``, ``SLURM_NNODES``). torchrun started by ``srun`` thus
-reports torch's ranks, which are the ones the training code uses. A value that is not a
-whole number (``RANK=abc``) is ignored, with a debug log line.
+One launcher speaks for the process, and every fact comes from it, never one from each
+(the first that set its rank variable wins, in this order):
+
+- torchrun / torchelastic: ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``GROUP_RANK`` (the
+  node), ``GROUP_WORLD_SIZE`` (the nodes). torchrun started by ``srun`` thus reports
+  torch's ranks, the ones the training code uses.
+- Open MPI: ``OMPI_COMM_WORLD_RANK``, ``_LOCAL_RANK``, ``_SIZE``. It names no node index,
+  and ``rank // local size`` holds only for by-slot mapping (``--map-by node`` places rank 1
+  on the second node), so none is claimed.
+- MPICH / Intel MPI (PMI): ``PMI_RANK``, ``PMI_SIZE``, ``MPI_LOCALRANKID``; no node index.
+- SLURM, inside a step started by ``srun`` (``SLURM_STEP_NUM_TASKS`` is set): ``SLURM_PROCID``,
+  ``SLURM_LOCALID``, ``SLURM_STEP_NUM_TASKS``, ``SLURM_NODEID``, ``SLURM_STEP_NUM_NODES``.
+  A batch script's own environment (``sbatch --ntasks=8``) carries ``SLURM_NTASKS=8`` and
+  ``SLURM_PROCID=0`` for a process that is no task of eight: it is not a launched rank.
+  Remote ranks of ``mpirun`` inherit ``SLURM_*`` from the step that started their daemon:
+  Open MPI's own variables win there.
+
+``SLURM_JOB_ID`` is tagged whenever it is set. A value that is not a whole number
+(``RANK=abc``) is ignored, with a debug log line.
 """
 
 from __future__ import annotations
@@ -21,16 +34,39 @@ from .._context import Context
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
 
-RANK_VARS = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID")
-LOCAL_RANK_VARS = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
-WORLD_SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS")
-NODE_RANK_VARS = ("GROUP_RANK", "SLURM_NODEID")
-NODES_VARS = ("GROUP_WORLD_SIZE", "SLURM_NNODES", "SLURM_JOB_NUM_NODES")
-LOCAL_SIZE_VARS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
+
+class Launcher(NamedTuple):
+    """The variables one launcher writes; ``None`` where it writes none for that fact."""
+
+    name: str
+    rank: str
+    local_rank: str | None
+    world_size: str
+    node_rank: str | None
+    nodes: str | None
+    marker: str | None = None  # set only in the launched processes (a SLURM step)
+
+
+LAUNCHERS = (
+    Launcher("torchrun", "RANK", "LOCAL_RANK", "WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE"),
+    Launcher(
+        "openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", None, None
+    ),
+    Launcher("pmi", "PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", None, None),
+    Launcher(
+        "slurm",
+        "SLURM_PROCID",
+        "SLURM_LOCALID",
+        "SLURM_STEP_NUM_TASKS",
+        "SLURM_NODEID",
+        "SLURM_STEP_NUM_NODES",
+        marker="SLURM_STEP_NUM_TASKS",
+    ),
+)
 
 
 class DistInfo(NamedTuple):
-    """Where this process stands in a launched job; ``None`` where no launcher said."""
+    """Where this process stands in a launched job; ``None`` where its launcher did not say."""
 
     rank: int | None = None
     local_rank: int | None = None
@@ -38,54 +74,63 @@ class DistInfo(NamedTuple):
     node_rank: int | None = None
     nodes: int | None = None
     slurm_job_id: str | None = None
-    local_world_size: int | None = None
-
-    @property
-    def launched(self) -> bool:
-        """Whether a launcher set any of the rank variables."""
-        return any(v is not None for v in (self.rank, self.local_rank, self.world_size, self.node_rank))
 
 
-def _first(env: Mapping[str, str], names: tuple[str, ...], minimum: int) -> int | None:
-    for name in names:
-        raw = env.get(name)
-        if raw is None or not raw.strip():
+def _number(env: Mapping[str, str], name: str | None, minimum: int) -> int | None:
+    if name is None:
+        return None
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        _LOG.debug("ignoring %s=%r: not a whole number", name, raw)
+        return None
+    if value < minimum:
+        _LOG.debug("ignoring %s=%r: below %d", name, raw, minimum)
+        return None
+    return value
+
+
+def launcher(env: Mapping[str, str]) -> Launcher | None:
+    """The launcher that started this process, by the variables it left; ``None`` if none."""
+    for candidate in LAUNCHERS:
+        if candidate.marker is not None and not env.get(candidate.marker):
             continue
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            _LOG.debug("ignoring %s=%r: not a whole number", name, raw)
-            continue
-        if value < minimum:
-            _LOG.debug("ignoring %s=%r: below %d", name, raw, minimum)
-            continue
-        return value
+        if env.get(candidate.rank, "").strip():
+            return candidate
     return None
 
 
 def read(env: Mapping[str, str] | None = None) -> DistInfo:
     """The launcher's view of this process, from ``env`` (default: the environment)."""
     env = os.environ if env is None else env
-    world_size = _first(env, WORLD_SIZE_VARS, 1)
-    rank = _first(env, RANK_VARS, 0)
+    job = (env.get("SLURM_JOB_ID") or "").strip() or None
+    source = launcher(env)
+    if source is None:
+        return DistInfo(slurm_job_id=job)
+    world_size = _number(env, source.world_size, 1)
+    rank = _number(env, source.rank, 0)
     if rank is not None and world_size is not None and rank >= world_size:
         _LOG.debug("ignoring rank %d: not below the world size %d", rank, world_size)
         rank = None
-    nodes = _first(env, NODES_VARS, 1)
-    node_rank = _first(env, NODE_RANK_VARS, 0)
+    if rank is None:  # a job whose rank cannot be read is not one this process can place itself in
+        return DistInfo(slurm_job_id=job)
+    nodes = _number(env, source.nodes, 1)
+    node_rank = _number(env, source.node_rank, 0)
     if node_rank is not None and nodes is not None and node_rank >= nodes:
         node_rank = None
-    local_size = _first(env, LOCAL_SIZE_VARS, 1)
-    if node_rank is None and rank is not None and local_size is not None:
-        # Open MPI names no node index; with the same number of ranks per node it follows.
-        node_rank = rank // local_size
-    job = (env.get("SLURM_JOB_ID") or "").strip() or None
-    return DistInfo(rank, _first(env, LOCAL_RANK_VARS, 0), world_size, node_rank, nodes, job, local_size)
+    local_rank = _number(env, source.local_rank, 0)
+    return DistInfo(rank, local_rank, world_size, node_rank, nodes, job)
 
 
 ALL_VARS = (
     *dict.fromkeys(
-        (*RANK_VARS, *LOCAL_RANK_VARS, *WORLD_SIZE_VARS, *NODE_RANK_VARS, *NODES_VARS, *LOCAL_SIZE_VARS)
+        name
+        for source in LAUNCHERS
+        for name in (source.rank, source.local_rank, source.world_size, source.node_rank, source.nodes)
+        if name is not None
     ),
     "SLURM_JOB_ID",
 )

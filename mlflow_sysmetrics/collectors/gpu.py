@@ -26,6 +26,10 @@ class Device(NamedTuple):
     mig_enabled: bool | None = None
     mig_devices: tuple[Device, ...] = ()
     unified_memory: bool = False
+    #: Graphics built into the CPU package (an APU's): listed, but not a training accelerator.
+    integrated: bool = False
+    #: A MIG instance's GPU instance and compute instance ids (the old ``MIG-GPU-<uuid>/<gi>/<ci>`` names).
+    mig_ids: tuple[int, int] | None = None
 
 
 class Inventory(NamedTuple):
@@ -37,44 +41,8 @@ class Inventory(NamedTuple):
     driver: str | None = None
     cuda_driver: str | None = None
     notes: tuple[str, ...] = ()
-
-
-def select_visible(devices: Sequence[Device], spec: str | None) -> list[Device]:
-    """The devices a ``CUDA_VISIBLE_DEVICES``-style ``spec`` leaves visible, in its order.
-
-    ``None`` leaves all visible; an empty string none. Entries are indexes (in the order
-    of ``devices``, which is PCI bus order as ``nvidia-smi`` shows it), ``GPU-`` UUIDs or
-    unique prefixes of them, and ``MIG-`` UUIDs of MIG instances. As CUDA does, the list
-    ends at the first entry that names no device (``0,2,-1,1`` shows 0 and 2).
-    """
-    if spec is None:
-        return list(devices)
-    chosen: list[Device] = []
-    for token in spec.split(","):
-        device = _lookup(devices, token.strip())
-        if device is None or device in chosen:
-            break
-        chosen.append(device)
-    return chosen
-
-
-def _lookup(devices: Sequence[Device], token: str) -> Device | None:
-    if not token:
-        return None
-    if token.isascii() and token.isdigit():
-        index = int(token)
-        return devices[index] if index < len(devices) else None
-    lowered = token.lower()
-    if lowered.startswith("mig-"):
-        for device in devices:
-            for instance in device.mig_devices:
-                if instance.uuid and instance.uuid.lower() == lowered:
-                    return instance
-        return None
-    matches = [d for d in devices if d.uuid and d.uuid.lower().startswith(lowered)]
-    if len(matches) == 1 and len(lowered) > 4:
-        return matches[0]
-    return None
+    #: Devices that failed to answer (the others' facts still count).
+    errors: tuple[str, ...] = ()
 
 
 def _grouped(devices: Sequence[Device]) -> list[tuple[str, list[Device]]]:
@@ -84,16 +52,34 @@ def _grouped(devices: Sequence[Device]) -> list[tuple[str, list[Device]]]:
     return list(groups.items())
 
 
-def gpu_tags(devices: Sequence[Device], inventories: Sequence[Inventory]) -> dict[str, str]:
+def gpu_tags(
+    devices: Sequence[Device],
+    inventories: Sequence[Inventory],
+    chosen_gpus: Sequence[Device] | None = None,
+) -> dict[str, str]:
     """The ``sys.gpu*`` tags for the visible ``devices``.
 
     One model: its name; several: ``2x NVIDIA A100-SXM4-80GB, 1x Tesla T4`` in first-seen
-    order, with memory and compute capability listed in the same order.
+    order, with memory and compute capability listed in the same order. A device whose
+    name is not known (empty) leaves the per-model facts out; the count stays.
+    ``chosen_gpus`` are the whole GPUs the visibility variable chose (for ``sys.gpu_mig``).
     """
     if not devices:
-        return {T.GPU: T.NO_GPU, T.GPU_COUNT: "0"}
+        found = {T.GPU: T.NO_GPU, T.GPU_COUNT: "0"}
+        mig = mig_summary(devices, chosen_gpus or ())
+        if mig:
+            found[T.GPU_MIG] = mig
+        return found
+    found = {T.GPU_COUNT: str(len(devices))}
+    _machine_wide(found, devices, inventories, chosen_gpus or devices)
+    if all(d.name for d in devices):
+        _per_model(found, devices)
+    return {key: found[key] for key in T.ALL_KEYS if key in found}
+
+
+def _per_model(found: dict[str, str], devices: Sequence[Device]) -> None:
+    """Name, memory and compute capability, one value per model in first-seen order."""
     groups = _grouped(devices)
-    found: dict[str, str] = {T.GPU_COUNT: str(len(devices))}
     if len(groups) == 1:
         found[T.GPU] = groups[0][0]
     else:
@@ -107,6 +93,15 @@ def gpu_tags(devices: Sequence[Device], inventories: Sequence[Inventory]) -> dic
         found[T.GPU_COMPUTE_CAPABILITY] = (
             unique[0] if len(unique) == 1 else ", ".join(c for c in capabilities if c)
         )
+
+
+def _machine_wide(
+    found: dict[str, str],
+    devices: Sequence[Device],
+    inventories: Sequence[Inventory],
+    chosen_gpus: Sequence[Device],
+) -> None:
+    """Driver, CUDA driver version and MIG instances: facts of the machine, not of a model."""
     used = [inv for inv in inventories if any(_holds(inv, d) for d in devices)]
     drivers = [inv.driver for inv in used if inv.driver]
     if drivers:
@@ -114,27 +109,24 @@ def gpu_tags(devices: Sequence[Device], inventories: Sequence[Inventory]) -> dic
     cuda = [inv.cuda_driver for inv in used if inv.cuda_driver]
     if cuda:
         found[T.CUDA_DRIVER] = cuda[0]
-    mig = mig_summary(devices)
+    mig = mig_summary(devices, chosen_gpus)
     if mig:
         found[T.GPU_MIG] = mig
-    return found
 
 
 def _holds(inventory: Inventory, device: Device) -> bool:
     return any(device == d or device in d.mig_devices for d in inventory.devices)
 
 
-def mig_summary(devices: Sequence[Device]) -> str | None:
-    """``sys.gpu_mig``: the MIG instances in use (``2x 3g.40gb``), when MIG is on."""
-    profiles: list[str] = []
-    any_enabled = False
-    for device in devices:
-        if device.uuid and device.uuid.upper().startswith("MIG-"):
-            any_enabled = True
-            profiles.append(_profile(device.name))
-        elif device.mig_enabled:
-            any_enabled = True
-            profiles.extend(_profile(instance.name) for instance in device.mig_devices)
+def mig_summary(devices: Sequence[Device], chosen_gpus: Sequence[Device] = ()) -> str | None:
+    """``sys.gpu_mig``: the MIG instances in use (``1x 3g.20gb``), when MIG is on.
+
+    ``devices`` are what the process enumerates (MIG instances among them);
+    ``chosen_gpus`` the whole GPUs it was given, to tell "MIG on, no instance" apart.
+    """
+    profiles = [_profile(d.name) for d in devices if d.uuid and d.uuid.upper().startswith("MIG-")]
+    profiles.extend(_profile(i.name) for d in devices if d.mig_enabled for i in d.mig_devices)
+    any_enabled = bool(profiles) or any(d.mig_enabled for d in (*devices, *chosen_gpus))
     if not any_enabled:
         return None
     if not profiles:

@@ -23,9 +23,15 @@ _LOG = logging.getLogger("mlflow_sysmetrics")
 QUERY_FIELDS = (
     "index,name,uuid,memory.total,driver_version,pci.bus_id,compute_cap,mig.mode.current,power.limit"
 )
-_BASIC_FIELDS = "index,name,uuid,memory.total,driver_version,pci.bus_id"
+#: Fewer fields for older drivers: ``compute_cap`` came with R510, ``mig.mode.current`` with R450.
+OLDER_QUERIES = (
+    "index,name,uuid,memory.total,driver_version,pci.bus_id,mig.mode.current,power.limit",
+    "index,name,uuid,memory.total,driver_version,pci.bus_id",
+)
 _DRIVER = re.compile(r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)")
 _CUDA = re.compile(r"CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)", re.IGNORECASE)
+#: A GPU UUID as the driver writes it; an uninitialised GPU shows ``GPU-????????-...`` instead.
+_UUID = re.compile(r"^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 _MIG_LINE = re.compile(r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)")
 _GPU_LINE = re.compile(r"^GPU\s+(\d+):.*\(UUID:\s*(GPU-[^)\s]+)\)")
 
@@ -46,17 +52,27 @@ def parse_driver_version(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def gpu_uuid(text: str | None) -> str | None:
+    """``text`` when it is a GPU UUID; ``None`` for the placeholder of a GPU not yet initialised."""
+    return text if text and _UUID.match(text) else None
+
+
 def from_proc(root: Root) -> Inventory | None:
     """NVIDIA GPUs named by the driver's ``/proc`` files, or ``None`` without the driver.
 
     ``/proc/driver/nvidia`` is not namespaced: a container given one of eight GPUs still
-    lists all eight there. Where ``/dev/nvidiactl`` shows the device nodes are ours to see,
-    only GPUs whose ``/dev/nvidia<minor>`` exists are counted.
+    lists all eight there. What the process may open is told by ``/dev``: without
+    ``/dev/nvidiactl`` no GPU can be used at all, and a GPU counts only when its
+    ``/dev/nvidia<minor>`` is there. (A replayed tree that captured no ``/dev`` is not filtered.)
     """
     folders = root.listdir("/proc/driver/nvidia/gpus")
     if not folders:
         return None
-    filter_by_node = root.exists("/dev/nvidiactl")
+    driver = parse_driver_version(root.read("/proc/driver/nvidia/version") or "")
+    filter_by_node = root.exists("/dev")
+    if filter_by_node and not root.exists("/dev/nvidiactl"):
+        note = f"/dev/nvidiactl is missing: none of the {len(folders)} GPUs the driver lists can be opened"
+        return Inventory("nvidia", "proc", (), driver, notes=(note,))
     devices: list[Device] = []
     for bus in folders:
         info = parse_information(root.read(f"/proc/driver/nvidia/gpus/{bus}/information") or "")
@@ -66,17 +82,15 @@ def from_proc(root: Root) -> Inventory | None:
         minor = info.get("Device Minor")
         if filter_by_node and minor and not root.exists(f"/dev/nvidia{minor}"):
             continue
-        uuid = info.get("GPU UUID")
         devices.append(
             Device(
                 "nvidia",
                 len(devices),
                 name,
-                uuid if uuid and uuid.startswith("GPU-") else None,
+                gpu_uuid(info.get("GPU UUID")),
                 bus_id=info.get("Bus Location") or bus,
             )
         )
-    driver = parse_driver_version(root.read("/proc/driver/nvidia/version") or "")
     return Inventory("nvidia", "proc", tuple(devices), driver)
 
 
@@ -117,7 +131,7 @@ def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
         memory = _clean(values.get("memory.total"))
         mig = _clean(values.get("mig.mode.current"))
         bus = _clean(values.get("pci.bus_id"))
-        uuid = _clean(values.get("uuid"))
+        uuid = gpu_uuid(_clean(values.get("uuid")))
         devices.append(
             Device(
                 "nvidia",
@@ -170,16 +184,17 @@ def from_nvidia_smi(ctx: Context) -> Inventory | None:
 
     ``None`` when ``nvidia-smi`` is not installed; errors (a hang, a non-zero exit) raise.
     """
-    try:
-        text = ctx.run(["nvidia-smi", f"--query-gpu={QUERY_FIELDS}", "--format=csv"])
-    except FileNotFoundError:
-        return None
-    except RuntimeError as exc:
-        if "not a valid field" not in str(exc):
-            raise
-        # Drivers before 510 know no compute_cap or mig fields.
-        text = ctx.run(["nvidia-smi", f"--query-gpu={_BASIC_FIELDS}", "--format=csv"])
-    devices, driver = parse_query_csv(text)
+    text = None
+    for fields in (QUERY_FIELDS, *OLDER_QUERIES):
+        try:
+            text = ctx.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv"])
+            break
+        except FileNotFoundError:
+            return None
+        except RuntimeError as exc:
+            if "not a valid field" not in str(exc) or fields == OLDER_QUERIES[-1]:
+                raise
+    devices, driver = parse_query_csv(text or "")
     if not devices:
         raise ValueError("nvidia-smi printed no GPU rows that could be read")
     cuda = _cuda_from_nvidia_smi(ctx)

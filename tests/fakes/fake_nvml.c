@@ -7,7 +7,12 @@
  *   init_error 9            (nvmlInit_v2 fails with this code)
  *   init_sleep_ms 5000      (nvmlInit_v2 hangs this long)
  *   gpu <mem bytes> <cc major> <cc minor> <mig: -1 unsupported, 0 off, 1 on> <bus id> <uuid> <name...>
- *   mig <parent index> <mem bytes> <uuid> <name...>
+ *   mig <parent index> <mem bytes> <gpu instance id> <compute instance id> <uuid> <name...>
+ *   handle_error <index> <code>          (nvmlDeviceGetHandleByIndex_v2 fails for that GPU,
+ *                                         e.g. 4 = NVML_ERROR_NO_PERMISSION, what a SLURM job
+ *                                         gets for the GPUs it was not given)
+ *   mig_handle_error <parent> <slot> <code>  (nvmlDeviceGetMigDeviceHandleByIndex fails)
+ * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +27,8 @@ typedef struct device {
     char bus[32];
     unsigned long long memory;
     int cc_major, cc_minor, mig;
-    int parent;
+    int parent, gi, ci, handle_error, is_mig;
+    int slot_error[8];
     struct device *children[8];
     int child_count;
 } device_t;
@@ -62,6 +68,16 @@ static void load(void) {
         else if (!strncmp(line, "cuda ", 5)) cuda = atoi(line + 5);
         else if (!strncmp(line, "init_error ", 11)) init_error = atoi(line + 11);
         else if (!strncmp(line, "init_sleep_ms ", 14)) init_sleep_ms = atoi(line + 14);
+        else if (!strncmp(line, "handle_error ", 13)) {
+            int index, code;
+            if (sscanf(line + 13, "%d %d", &index, &code) == 2 && index >= 0 && index < MAX_DEVICES)
+                gpus[index].handle_error = code;
+        } else if (!strncmp(line, "mig_handle_error ", 17)) {
+            int parent, slot, code;
+            if (sscanf(line + 17, "%d %d %d", &parent, &slot, &code) == 3 && parent >= 0 &&
+                parent < MAX_DEVICES && slot >= 0 && slot < 8)
+                gpus[parent].slot_error[slot] = code;
+        }
         else if (!strncmp(line, "gpu ", 4) && gpu_count < MAX_DEVICES) {
             device_t *d = &gpus[gpu_count++];
             sscanf(line + 4, "%llu %d %d %d %31s %95s", &d->memory, &d->cc_major, &d->cc_minor, &d->mig,
@@ -69,9 +85,10 @@ static void load(void) {
             rest_of_line(line, 7, d->name, sizeof d->name);
         } else if (!strncmp(line, "mig ", 4) && mig_count < MAX_DEVICES) {
             device_t *d = &migs[mig_count++];
-            sscanf(line + 4, "%d %llu %95s", &d->parent, &d->memory, d->uuid);
-            rest_of_line(line, 4, d->name, sizeof d->name);
+            sscanf(line + 4, "%d %llu %d %d %95s", &d->parent, &d->memory, &d->gi, &d->ci, d->uuid);
+            rest_of_line(line, 6, d->name, sizeof d->name);
             d->mig = -1;
+            d->is_mig = 1;
             if (d->parent >= 0 && d->parent < gpu_count && gpus[d->parent].child_count < 8)
                 gpus[d->parent].children[gpus[d->parent].child_count++] = d;
         }
@@ -88,7 +105,14 @@ int nvmlInit_v2(void) {
     return init_error;
 }
 int nvmlShutdown(void) { return 0; }
-const char *nvmlErrorString(int code) { return code == 9 ? "Driver Not Loaded" : "Unknown Error"; }
+const char *nvmlErrorString(int code) {
+    switch (code) {
+    case 4: return "Insufficient Permissions";
+    case 9: return "Driver Not Loaded";
+    case 15: return "GPU is lost";
+    default: return "Unknown Error";
+    }
+}
 
 static int copy(const char *text, char *out, unsigned int size) {
     if (strlen(text) + 1 > size) return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */
@@ -100,6 +124,7 @@ int nvmlSystemGetCudaDriverVersion_v2(int *out) { *out = cuda; return cuda ? 0 :
 int nvmlDeviceGetCount_v2(unsigned int *count) { *count = gpu_count; return 0; }
 int nvmlDeviceGetHandleByIndex_v2(unsigned int index, device_t **handle) {
     if (index >= (unsigned)gpu_count) return 2;
+    if (gpus[index].handle_error) return gpus[index].handle_error;
     *handle = &gpus[index];
     return 0;
 }
@@ -125,7 +150,18 @@ int nvmlDeviceGetMigMode(device_t *d, unsigned int *current, unsigned int *pendi
 }
 int nvmlDeviceGetMaxMigDeviceCount(device_t *d, unsigned int *count) { *count = 7; return 0; }
 int nvmlDeviceGetMigDeviceHandleByIndex(device_t *d, unsigned int index, device_t **handle) {
+    if (index < 8 && d->slot_error[index]) return d->slot_error[index];
     if (index >= (unsigned)d->child_count) return 6; /* NVML_ERROR_NOT_FOUND */
     *handle = d->children[index];
+    return 0;
+}
+int nvmlDeviceGetGpuInstanceId(device_t *d, unsigned int *id) {
+    if (!d->is_mig) return 3;
+    *id = (unsigned)d->gi;
+    return 0;
+}
+int nvmlDeviceGetComputeInstanceId(device_t *d, unsigned int *id) {
+    if (!d->is_mig) return 3;
+    *id = (unsigned)d->ci;
     return 0;
 }

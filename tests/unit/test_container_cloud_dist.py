@@ -42,6 +42,26 @@ def test_runtime_from_cgroup_path(cgroup: str, expected: str | None) -> None:
     assert container.from_cgroup(cgroup) == expected
 
 
+def test_container_oci_names_no_manager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """container=oci (UBI images hardcode it) gives way to the cgroup path: ECS here, as systemd's virt.c does."""
+    from tests.conftest import fixture_root
+
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("ecs-fargate")))
+    monkeypatch.setenv("container", "oci")
+    tags = collect()
+    assert tags["sys.container"] == "ecs"
+    assert tags["sys.memory_limit_gb"] == "4.29"
+
+
+def test_container_oci_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """container=oci and nothing else: an OCI container whose manager is not known, not "docker"."""
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(_tree(tmp_path, {"/etc/os-release": "NAME=x\n"})))
+    monkeypatch.setenv("container", "oci")
+    assert collect()["sys.container"] == "oci"
+    monkeypatch.setenv("container", "podman")
+    assert collect()["sys.container"] == "podman"
+
+
 def test_hpc_runtimes_announce_themselves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Apptainer and Singularity set a variable inside their containers."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(_tree(tmp_path, {"/etc/os-release": "NAME=x\n"})))
@@ -61,6 +81,7 @@ def test_hpc_runtimes_announce_themselves(tmp_path: Path, monkeypatch: pytest.Mo
             {"sys.cloud": "aws"},
         ),
         ({"sys_vendor": "Google", "product_name": "Google Compute Engine"}, {"sys.cloud": "gcp"}),
+        ({"sys_vendor": "Google", "product_name": "Eve", "bios_vendor": "coreboot"}, {}),  # a Chromebook
         (
             {"chassis_asset_tag": cloud.AZURE_ASSET_TAG, "sys_vendor": "Microsoft Corporation"},
             {"sys.cloud": "azure"},
@@ -82,6 +103,16 @@ def test_cloud_from_firmware(dmi: dict[str, str], expected: dict[str, str]) -> N
     assert cloud.classify(dmi) == expected
 
 
+def test_chromebook_is_no_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Chromebook's firmware says sys_vendor Google; only GCE says Google Compute Engine."""
+    from tests.conftest import fixture_root
+
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("chromebook")))
+    tags = collect()
+    assert "sys.cloud" not in tags
+    assert tags["sys.cpu"] == "Intel(R) Core(TM) i7-7Y75 CPU @ 1.30GHz"
+
+
 def test_torchrun_variables() -> None:
     """torchrun/torchelastic's variables, node count from GROUP_WORLD_SIZE."""
     info = distributed.read(
@@ -98,14 +129,16 @@ def test_torchrun_variables() -> None:
 
 
 def test_slurm_variables() -> None:
-    """Srun's variables, and the job id."""
+    """Srun's variables (a step's task count and node count), and the job id."""
     info = distributed.read(
         {
             "SLURM_PROCID": "3",
             "SLURM_LOCALID": "1",
-            "SLURM_NTASKS": "4",
+            "SLURM_NTASKS": "8",
+            "SLURM_STEP_NUM_TASKS": "4",
             "SLURM_NODEID": "1",
-            "SLURM_NNODES": "2",
+            "SLURM_NNODES": "4",
+            "SLURM_STEP_NUM_NODES": "2",
             "SLURM_JOB_ID": "81723",
         }
     )
@@ -119,31 +152,74 @@ def test_slurm_variables() -> None:
     )
 
 
-def test_open_mpi_variables_node_from_local_size() -> None:
-    """Open MPI names no node index; with a uniform local size it follows from the rank."""
+def test_open_mpi_claims_no_node_index() -> None:
+    """--map-by node puts rank 1 (local rank 0 of 2) on the second node: rank // local size would say node 0."""
     info = distributed.read(
         {
-            "OMPI_COMM_WORLD_RANK": "6",
-            "OMPI_COMM_WORLD_LOCAL_RANK": "2",
-            "OMPI_COMM_WORLD_SIZE": "8",
-            "OMPI_COMM_WORLD_LOCAL_SIZE": "4",
+            "OMPI_COMM_WORLD_RANK": "1",
+            "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+            "OMPI_COMM_WORLD_SIZE": "4",
+            "OMPI_COMM_WORLD_LOCAL_SIZE": "2",
         }
     )
-    assert (info.rank, info.local_rank, info.world_size, info.node_rank) == (6, 2, 8, 1)
+    assert (info.rank, info.local_rank, info.world_size, info.node_rank) == (1, 0, 4, None)
 
 
 def test_torchrun_under_srun_reports_torch_ranks() -> None:
-    """Torchrun started by srun: torch's ranks are the ones training code uses."""
-    info = distributed.read({"RANK": "7", "SLURM_PROCID": "1", "WORLD_SIZE": "8", "SLURM_NTASKS": "2"})
-    assert (info.rank, info.world_size) == (7, 8)
+    """Torchrun started by srun: torch's ranks are the ones training code uses, SLURM's are not mixed in."""
+    info = distributed.read(
+        {
+            "RANK": "7",
+            "WORLD_SIZE": "8",
+            "SLURM_PROCID": "1",
+            "SLURM_STEP_NUM_TASKS": "2",
+            "SLURM_NODEID": "1",
+            "SLURM_STEP_NUM_NODES": "2",
+        }
+    )
+    assert (info.rank, info.world_size, info.node_rank, info.nodes) == (7, 8, None, None)
+
+
+def test_plain_python_in_a_batch_script_is_no_rank() -> None:
+    """Sbatch --ntasks=8 sets SLURM_NTASKS=8 and SLURM_PROCID=0 for the batch script itself: not a task of 8."""
+    info = distributed.read(
+        {
+            "SLURM_JOB_ID": "81723",
+            "SLURM_NTASKS": "8",
+            "SLURM_PROCID": "0",
+            "SLURM_LOCALID": "0",
+            "SLURM_NODEID": "0",
+            "SLURM_NNODES": "2",
+        }
+    )
+    assert info == distributed.DistInfo(slurm_job_id="81723")
+
+
+def test_mpirun_remote_ranks_ignore_the_daemons_slurm_step() -> None:
+    """Mpirun under SLURM starts remote daemons with srun; their ranks inherit that step's SLURM_NODEID."""
+    rank_on_node_1 = distributed.read(
+        {
+            "OMPI_COMM_WORLD_RANK": "2",
+            "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+            "OMPI_COMM_WORLD_SIZE": "4",
+            "SLURM_PROCID": "0",
+            "SLURM_STEP_NUM_TASKS": "1",
+            "SLURM_NODEID": "0",
+            "SLURM_STEP_NUM_NODES": "1",
+        }
+    )
+    assert (rank_on_node_1.rank, rank_on_node_1.world_size, rank_on_node_1.node_rank) == (2, 4, None)
 
 
 def test_garbage_values_are_ignored_with_a_debug_line(caplog: pytest.LogCaptureFixture) -> None:
     """RANK=abc, a negative local rank, a rank beyond the world: ignored, never a crash."""
     caplog.set_level(logging.DEBUG, logger="mlflow_sysmetrics")
-    info = distributed.read({"RANK": "abc", "LOCAL_RANK": "-1", "WORLD_SIZE": "4", "SLURM_PROCID": "9"})
-    assert (info.rank, info.local_rank, info.world_size) == (None, None, 4)
+    info = distributed.read({"RANK": "abc", "LOCAL_RANK": "0", "WORLD_SIZE": "4", "SLURM_PROCID": "9"})
+    assert info == distributed.DistInfo()  # no readable rank: no place in a job is claimed
     assert "ignoring RANK='abc'" in caplog.text
+    info = distributed.read({"RANK": "1", "LOCAL_RANK": "-1", "WORLD_SIZE": "4"})
+    assert (info.rank, info.local_rank, info.world_size) == (1, None, 4)
+    assert distributed.read({"RANK": "9", "WORLD_SIZE": "4"}) == distributed.DistInfo()
 
 
 def test_dist_tags_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,6 +230,18 @@ def test_dist_tags_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     tags = collect()
     assert (tags["sys.dist.rank"], tags["sys.dist.world_size"], tags["sys.slurm.job_id"]) == ("1", "2", "42")
+
+
+def test_shared_run_without_node_index_has_one_writer() -> None:
+    """Open MPI: nodes cannot be named, so only rank 0 writes (as node 0); no two writers share a key."""
+    from mlflow_sysmetrics.runs import shared_run_tags
+
+    tags = {"sys.cpu": "X", "sys.dist.world_size": "4"}
+    writers = [
+        shared_run_tags(tags, distributed.DistInfo(rank=rank, local_rank=rank // 2, world_size=4))
+        for rank in range(4)
+    ]
+    assert writers == [{"sys.cpu": "X", "sys.dist.world_size": "4"}, None, None, None]
 
 
 def test_shared_run_keys_per_node() -> None:

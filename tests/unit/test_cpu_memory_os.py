@@ -28,6 +28,47 @@ def test_cpu_models_across_architectures() -> None:
     assert cpu.model_from_cpuinfo("") is None
 
 
+def test_arm_names_as_lscpu_prints_them(replay) -> None:  # type: ignore[no-untyped-def]
+    """util-linux's lscpu-arm.c tables: FUJITSU in capitals, Cavium's ThunderX2-99xx."""
+    from mlflow_sysmetrics import collect
+
+    replay("fujitsu-a64fx")
+    assert collect()["sys.cpu"] == "FUJITSU A64FX"
+    replay("cavium-thunderx2")
+    from mlflow_sysmetrics import _engine
+
+    _engine.clear_cache()
+    assert collect()["sys.cpu"] == "Cavium ThunderX2-99xx"
+
+
+def test_s390x_model_is_vendor_and_machine_type(replay) -> None:  # type: ignore[no-untyped-def]
+    """s390x's cpuinfo has no model name: vendor_id and machine type, as lscpu shows them."""
+    from mlflow_sysmetrics import collect
+
+    replay("ibm-z15-s390x")
+    tags = collect()
+    assert (tags["sys.cpu"], tags["sys.cpu_cores"]) == ("IBM/S390 8561", "4")
+
+
+def test_a_replayed_machine_never_gets_this_machines_architecture(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A replayed cpuinfo that names no model leaves sys.cpu out; platform.machine() is this host's."""
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nfeatures\t: esan3 zarch\n")
+    from mlflow_sysmetrics._context import Context
+    from mlflow_sysmetrics._files import Root
+
+    assert "sys.cpu" not in cpu.collect_linux(Context(Root(str(tmp_path)), 1e12))
+
+
+def test_smt_off_cores_available_are_the_online_ones(replay) -> None:  # type: ignore[no-untyped-def]
+    """Cpus_allowed_list 0-31 with 16 CPUs online: sched_getaffinity would give 16."""
+    from mlflow_sysmetrics import collect
+
+    replay("cpu-smt-off")
+    tags = collect()
+    assert (tags["sys.cpu_cores"], tags["sys.cpu_available"]) == ("16", "16")
+
+
 def test_cpu_list_counts() -> None:
     """Kernel CPU lists, and malformed ones."""
     assert cpu.parse_cpu_list("0-3,8,10-11\n") == 7
@@ -46,6 +87,13 @@ def test_gb_and_decimal_formats() -> None:
     """10^9 bytes to two decimals; plain decimals without trailing zeros."""
     assert (gb(85520809984), gb(10**9), gb(0)) == ("85.52", "1.0", "0.0")
     assert (decimal(2.0), decimal(1.5), decimal(1 / 3), decimal(2.499)) == ("2", "1.5", "0.33", "2.5")
+    # a quota of 400 us per 100 ms is 0.004 cores, not 0
+    assert (decimal(0.004), decimal(0.0049), decimal(0.00001), decimal(0.006)) == (
+        "0.004",
+        "0.0049",
+        "0.00001",
+        "0.01",
+    )
 
 
 def test_mountinfo_escapes_and_hybrid_hosts(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sysmetrics import collect, snapshot
+from mlflow_sysmetrics import _engine, collect, snapshot
 from mlflow_sysmetrics import tags as T
 from tests.conftest import FakeCommands, Replay, fixture_root
 
@@ -118,19 +118,39 @@ def test_a_hanging_file_read_is_bounded(tmp_path: Path, monkeypatch: pytest.Monk
     assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
 
 
-def test_values_and_error_are_clipped(
+def test_a_value_that_cannot_be_true_is_left_out_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_commands: FakeCommands
 ) -> None:
-    """Every value fits MLflow's 8,000 characters; sysmetrics.error fits 500."""
+    """An OS name 20,000 characters long is no OS name: left out and named, never clipped and written."""
     root = _copy(tmp_path, "h100-vm")
     (root / "etc" / "os-release").write_text('PRETTY_NAME="' + "x" * 20000 + '"\n')
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(root))
     fake_commands(scripts={"nvidia-smi": "echo " + "e" * 900 + " >&2; exit 1"})
     tags = collect()
-    assert len(tags["sys.os"]) == T.MAX_VALUE_LENGTH
+    assert "sys.os" not in tags
+    assert (
+        "os: ValueError: sys.os cannot be true (it is 20000 characters long); left out"
+        in tags["sysmetrics.error"]
+    )
     assert len(tags["sysmetrics.error"]) <= T.MAX_ERROR_LENGTH
-    assert tags["sysmetrics.error"].startswith("gpu: CommandError: nvidia-smi exited with status 1")
-    assert all(isinstance(v, str) and len(v) <= T.MAX_VALUE_LENGTH for v in tags.values())
+    assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
+
+
+def test_a_corrupt_cpu_model_is_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model name line megabytes long, or one with control characters, is no CPU model."""
+    root = _copy(tmp_path, "h100-vm")
+    cpuinfo = root / "proc" / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: " + "Intel" * 4_000_000 + "\n")
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(root))
+    tags = collect()
+    assert "sys.cpu" not in tags
+    assert "cpu: ValueError: /proc/cpuinfo names a CPU model that cannot be true" in tags["sysmetrics.error"]
+    assert tags["sys.cpu_cores"] == "1"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel\x1b[31m Xeon\n")
+    _engine.clear_cache()
+    tags = collect()
+    assert "sys.cpu" not in tags
+    assert "control characters" in tags["sysmetrics.error"]
 
 
 def test_bad_root_warns_and_reads_this_machine(

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mlflow_sysmetrics import collect
+from mlflow_sysmetrics import collect, snapshot
 from mlflow_sysmetrics.collectors import _nvml, nvidia
-from mlflow_sysmetrics.collectors.gpu import Device, select_visible
-from tests.conftest import FakeCommands, Replay, fixture_root
+from tests.conftest import FIXTURES, FakeCommands, Replay, fixture_root
 
 REPO = Path(__file__).resolve().parents[2]
+NVML_SPECS = FIXTURES / "nvml"
 
 
 def test_driver_version_from_both_kernel_module_kinds() -> None:
@@ -73,12 +73,28 @@ def test_mixed_models_in_first_seen_order(replay: Replay) -> None:
     assert tags["sys.cuda_driver"] == "12.2"
 
 
-def test_mig_enabled(replay: Replay) -> None:
-    """MIG on: the instances in use are named in sys.gpu_mig."""
+def test_mig_enabled_one_process_enumerates_one_instance(replay: Replay) -> None:
+    """MIG on, three instances: one CUDA process enumerates only the first (NVIDIA's MIG guide)."""
     replay("a100-mig")
     tags = collect()
-    assert tags["sys.gpu"] == "NVIDIA A100-SXM4-40GB"
-    assert tags["sys.gpu_mig"] == "1x 3g.20gb, 1x 2g.10gb, 1x 1g.5gb"
+    assert tags["sys.gpu"] == "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    assert tags["sys.gpu_count"] == "1"
+    assert tags["sys.gpu_mig"] == "1x 3g.20gb"
+    assert len(snapshot()["gpus"]) == 1
+
+
+def test_mig_instances_named_the_old_way(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R450/R460 drivers name MIG devices MIG-GPU-<uuid>/<gi>/<ci>, and know no compute_cap field."""
+    replay("a100-mig-r460")
+    tags = collect()
+    assert (tags["sys.gpu"], tags["sys.gpu_driver"], tags["sys.cuda_driver"]) == (
+        "A100-SXM4-40GB MIG 3g.20gb",
+        "460.73.01",
+        "11.2",
+    )
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-GPU-e86cb44c-6756-fd30-cd4a-1e6da3caf9b0/2/0")
+    assert collect()["sys.gpu_count"] == "1"
+    assert snapshot()["gpus"][0]["uuid"] == "MIG-GPU-e86cb44c-6756-fd30-cd4a-1e6da3caf9b0/2/0"
 
 
 def _uuids(root: str) -> list[str]:
@@ -96,18 +112,50 @@ def _uuids(root: str) -> list[str]:
         ("2", "Tesla T4|1"),
         ("2,0", "1x Tesla T4, 1x NVIDIA A100-SXM4-80GB|2"),
         ("0,7,2", "NVIDIA A100-SXM4-80GB|1"),  # CUDA stops at the first entry naming no device
+        ("1gpu2,2ampere", "1x NVIDIA A100-SXM4-80GB, 1x Tesla T4|2"),  # read as strtoul reads: 1,2
+        ("0,1,0", "None|0"),  # a repeated ordinal gives CUDA an empty set
+        ("1,1", "None|0"),
         ("", "None|0"),
         ("-1", "None|0"),
     ],
 )
-def test_cuda_visible_devices_indexes(
+def test_cuda_visible_devices_indexes_in_bus_order(
     replay: Replay, monkeypatch: pytest.MonkeyPatch, spec: str, expected: str
 ) -> None:
-    """Indexes select in CUDA_VISIBLE_DEVICES's order; an empty value hides every GPU."""
+    """With CUDA_DEVICE_ORDER=PCI_BUS_ID, indexes select in CUDA_VISIBLE_DEVICES's order."""
     replay("mixed-a100-t4")
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", spec)
     tags = collect()
     assert f"{tags['sys.gpu']}|{tags['sys.gpu_count']}" == expected
+    assert "sysmetrics.error" not in tags
+
+
+def test_indexes_on_mixed_models_without_bus_order_are_not_guessed(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA's default order puts the fastest GPU first: index 2 may not be the T4. Count only, and say so."""
+    replay("mixed-a100-t4")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    tags = collect()
+    assert tags["sys.gpu_count"] == "1"
+    assert "sys.gpu" not in tags
+    assert "sys.gpu_memory_gb" not in tags
+    assert tags["sys.gpu_driver"] == "535.183.01"  # the machine's, whichever GPU it is
+    assert "CUDA_DEVICE_ORDER is not PCI_BUS_ID" in tags["sysmetrics.error"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,1,0")  # every GPU: the set is known
+    assert collect()["sys.gpu"] == "1x Tesla T4, 2x NVIDIA A100-SXM4-80GB"
+
+
+def test_indexes_on_identical_models_need_no_bus_order(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight H100s: whichever two CUDA means by 0,1, they are two H100s."""
+    replay("dgx-h100-8x")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    tags = collect()
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 80GB HBM3", "2")
+    assert "sysmetrics.error" not in tags
 
 
 def test_cuda_visible_devices_uuid_and_prefix(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,22 +168,46 @@ def test_cuda_visible_devices_uuid_and_prefix(replay: Replay, monkeypatch: pytes
     assert collect()["sys.gpu"] == "Tesla T4"
 
 
-def test_cuda_visible_devices_mig_uuid(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A MIG- UUID selects that MIG instance."""
+def test_cuda_visible_devices_mig_uuids(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MIG- UUID selects that instance; of two, a CUDA process enumerates only the first."""
     replay("a100-mig")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-4e8a1c35-0d3b-5b9e-a1f0-6f2d0c9e7b21")
     tags = collect()
     assert tags["sys.gpu"] == "NVIDIA A100-SXM4-40GB MIG 2g.10gb"
     assert tags["sys.gpu_count"] == "1"
     assert tags["sys.gpu_mig"] == "1x 2g.10gb"
+    monkeypatch.setenv(
+        "CUDA_VISIBLE_DEVICES",
+        "MIG-91b0d2aa-7c1e-5f43-9e3c-2d8b6a4f1e07,MIG-4e8a1c35-0d3b-5b9e-a1f0-6f2d0c9e7b21",
+    )
+    tags = collect()
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA A100-SXM4-40GB MIG 1g.5gb", "1")
 
 
-def test_select_visible_rejects_duplicates_and_ambiguous_prefixes() -> None:
-    """A repeated or ambiguous entry ends the list, as CUDA's parser does."""
-    devices = [Device("nvidia", 0, "A", "GPU-abcd1111"), Device("nvidia", 1, "B", "GPU-abcd2222")]
-    assert [d.name for d in select_visible(devices, "1,1,0")] == ["B"]
-    assert select_visible(devices, "GPU-abcd") == []
-    assert [d.name for d in select_visible(devices, None)] == ["A", "B"]
+def test_uninitialised_gpu_uuid_is_no_uuid(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPU-????????-... in the driver's file is a placeholder: nvidia-smi's real UUIDs win."""
+    replay("nvidia-uninitialised")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8a41c7d9")
+    tags = collect()
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA A100-SXM4-80GB", "1")
+    uuids = [gpu["uuid"] for gpu in snapshot()["gpus"]]
+    assert uuids == ["GPU-8a41c7d9-0e6b-4f2a-b835-91d7e4c20f6b"]
+
+
+def test_uninitialised_gpu_without_nvidia_smi(replay: Replay) -> None:
+    """Without nvidia-smi the placeholder stays unknown: no UUID is made up."""
+    replay("nvidia-uninitialised", commands=False)
+    assert collect()["sys.gpu_count"] == "2"
+    assert [gpu["uuid"] for gpu in snapshot()["gpus"]] == [None, None]
+
+
+def test_container_without_nvidiactl_has_no_gpu(replay: Replay) -> None:
+    """The host's /proc/driver/nvidia lists 8 GPUs, but without /dev/nvidiactl none can be opened."""
+    replay("dgx-container-no-nvidiactl")
+    tags = collect()
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("None", "0")
+    assert "sysmetrics.error" not in tags
+    assert "nvidiactl is missing" in snapshot()["gpu_sources"][0]["notes"][0]
 
 
 def test_container_sees_only_its_device_nodes(
@@ -219,17 +291,13 @@ def _run_with_nvml(fake_nvml: Path, spec: str, tmp_path: Path, code: str, **env:
     return json.loads(result.stdout)
 
 
-H100_SPEC = (
-    "driver 580.159.04\ncuda 13000\n"
-    "gpu 85520809984 9 0 0 00000000:00:06.0 GPU-9c50839b-087d-2747-602b-26b91ab74952 NVIDIA H100 80GB HBM3\n"
-)
+H100_SPEC = (NVML_SPECS / "h100.txt").read_text()
+COLLECT = "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
 
 
 def test_nvml_gives_all_six_facts(fake_nvml: Path, tmp_path: Path) -> None:
     """Through NVML (a stand-in library answering as the captured H100's NVML did)."""
-    tags = _run_with_nvml(
-        fake_nvml, H100_SPEC, tmp_path, "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
-    )
+    tags = _run_with_nvml(fake_nvml, H100_SPEC, tmp_path, COLLECT)
     assert {k: tags[k] for k in tags if k.startswith(("sys.gpu", "sys.cuda"))} == {
         "sys.gpu": "NVIDIA H100 80GB HBM3",
         "sys.gpu_count": "1",
@@ -242,24 +310,55 @@ def test_nvml_gives_all_six_facts(fake_nvml: Path, tmp_path: Path) -> None:
 
 
 def test_nvml_mig_instances_and_visibility(fake_nvml: Path, tmp_path: Path) -> None:
-    """NVML's MIG instances, chosen by MIG- UUID, carry their own memory."""
-    spec = (
-        "driver 550.54.15\ncuda 12040\n"
-        "gpu 42949672960 8 0 1 00000000:00:04.0 GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77 NVIDIA A100-SXM4-40GB\n"
-        "mig 0 20937965568 MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f NVIDIA A100-SXM4-40GB MIG 3g.20gb\n"
-        "mig 0 10468982784 MIG-4e8a1c35-0d3b-5b9e-a1f0-6f2d0c9e7b21 NVIDIA A100-SXM4-40GB MIG 2g.10gb\n"
+    """NVML's MIG instances carry their own memory, and are found by new and old names alike."""
+    spec = (NVML_SPECS / "a100-mig.txt").read_text()
+    whole = _run_with_nvml(fake_nvml, spec, tmp_path, COLLECT)
+    second = _run_with_nvml(
+        fake_nvml, spec, tmp_path, COLLECT, CUDA_VISIBLE_DEVICES="MIG-4e8a1c35-0d3b-5b9e-a1f0-6f2d0c9e7b21"
     )
-    code = "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
-    whole = _run_with_nvml(fake_nvml, spec, tmp_path, code)
-    one = _run_with_nvml(
-        fake_nvml, spec, tmp_path, code, CUDA_VISIBLE_DEVICES="MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f"
+    old_name = _run_with_nvml(
+        fake_nvml,
+        spec,
+        tmp_path,
+        COLLECT,
+        CUDA_VISIBLE_DEVICES="MIG-GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77/5/0",
     )
-    assert (whole["sys.gpu_mig"], whole["sys.cuda_driver"]) == ("1x 3g.20gb, 1x 2g.10gb", "12.4")
-    assert (one["sys.gpu"], one["sys.gpu_memory_gb"], one["sys.gpu_count"]) == (
+    assert (whole["sys.gpu"], whole["sys.gpu_mig"], whole["sys.cuda_driver"]) == (
         "NVIDIA A100-SXM4-40GB MIG 3g.20gb",
-        "20.94",
+        "1x 3g.20gb",
+        "12.4",
+    )
+    assert (second["sys.gpu"], second["sys.gpu_memory_gb"], second["sys.gpu_count"]) == (
+        "NVIDIA A100-SXM4-40GB MIG 2g.10gb",
+        "10.47",
         "1",
     )
+    assert old_name["sys.gpu"] == second["sys.gpu"]
+
+
+def test_nvml_mig_instance_of_another_container(fake_nvml: Path, tmp_path: Path) -> None:
+    """An instance whose handle is refused (NO_PERMISSION) belongs to someone else: skipped, not fatal."""
+    tags = _run_with_nvml(fake_nvml, (NVML_SPECS / "a100-mig-container.txt").read_text(), tmp_path, COLLECT)
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA A100-SXM4-40GB MIG 2g.10gb", "1")
+    assert "sysmetrics.error" not in tags
+
+
+def test_nvml_slurm_constrained_gpu(fake_nvml: Path, tmp_path: Path) -> None:
+    """NVML counts both GPUs; the one the job was not given answers NO_PERMISSION and is left out."""
+    tags = _run_with_nvml(fake_nvml, (NVML_SPECS / "slurm-one-of-two.txt").read_text(), tmp_path, COLLECT)
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 80GB HBM3", "1")
+    assert "sysmetrics.error" not in tags
+    code = "import json, mlflow_sysmetrics as m; print(json.dumps(m.snapshot()['gpus']))"
+    gpus = _run_with_nvml(fake_nvml, (NVML_SPECS / "slurm-one-of-two.txt").read_text(), tmp_path, code)
+    assert [(g["index"], g["uuid"]) for g in gpus] == [(0, "GPU-81d13c12-092e-5dc5-f6ef-971415c2f43a")]
+
+
+def test_nvml_one_gpu_failing_keeps_the_other(fake_nvml: Path, tmp_path: Path) -> None:
+    """A GPU that is lost is named in sysmetrics.error; the healthy one is still tagged."""
+    tags = _run_with_nvml(fake_nvml, (NVML_SPECS / "gpu-lost.txt").read_text(), tmp_path, COLLECT)
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 80GB HBM3", "1")
+    assert "NVML device 1" in tags["sysmetrics.error"]
+    assert "GPU is lost" in tags["sysmetrics.error"]
 
 
 def test_nvml_failing_falls_back_to_the_driver_files(fake_nvml: Path, tmp_path: Path) -> None:
@@ -268,12 +367,7 @@ def test_nvml_failing_falls_back_to_the_driver_files(fake_nvml: Path, tmp_path: 
     A CUDA image on a CPU host has NVML but no driver. On a real NVIDIA machine the driver's
     files still list the GPUs, and NVML's failure is named.
     """
-    tags = _run_with_nvml(
-        fake_nvml,
-        "init_error 9\n",
-        tmp_path,
-        "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
-    )
+    tags = _run_with_nvml(fake_nvml, (NVML_SPECS / "driver-not-loaded.txt").read_text(), tmp_path, COLLECT)
     if os.path.isdir("/proc/driver/nvidia/gpus"):  # a real NVIDIA machine
         assert int(tags["sys.gpu_count"]) >= 1
         assert "gpu: NVMLError: nvmlInit_v2 returned 9: Driver Not Loaded" in tags["sysmetrics.error"]

@@ -18,9 +18,10 @@ from mlflow_sysmetrics.collectors import (
     memory,
     nvidia,
     system,
+    visibility,
     windows,
 )
-from mlflow_sysmetrics.collectors.gpu import gpu_tags, select_visible
+from mlflow_sysmetrics.collectors.gpu import gpu_tags
 
 # Text shaped like the files: key/value lines, separators, numbers, stray bytes.
 line = st.one_of(
@@ -79,7 +80,10 @@ def test_text_parsers_never_raise(text: str) -> None:
     nvidia.parse_list(text)
     assert _strings(apple.parse_sysctl(text))
     assert _strings(cloud.classify({"sys_vendor": text, "product_name": text}))
-    select_visible(devices, text)
+    seen = visibility.cuda(devices, text, None)
+    assert len(seen.devices) <= len(devices)
+    assert len(visibility.rocm(devices, text, text)) <= len(devices)
+    assert all(isinstance(i, (int, str)) for i in visibility.parse_cuda(text))
 
 
 @settings(max_examples=200, deadline=None)

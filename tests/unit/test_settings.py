@@ -8,7 +8,9 @@ from mlflow_sysmetrics import collect, settings
 from mlflow_sysmetrics.provider import SysMetricsRunContextProvider
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf", " "])
+@pytest.mark.parametrize(
+    "value", ["abc", "-1", "0", "-0", "nan", "inf", "-inf", "1e999", " ", "9" * 5000, "x" * 100_000]
+)
 def test_bad_timeout(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str) -> None:
     """A timeout that is no positive number: one warning, the 1.0 s default, tags still written."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", value)
@@ -19,6 +21,28 @@ def test_bad_timeout(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureF
     if value.strip():
         assert caplog.text.count("MLFLOW_SYSMETRICS_TIMEOUT") == 1
         assert "using the default 1.0" in caplog.text
+
+
+def test_a_huge_timeout_is_clamped(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """1e308 seconds once lost every fact (OverflowError in the wait): now one warning and the longest deadline."""
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "1e308")
+    tags = collect()
+    assert settings.current().timeout == settings.MAX_TIMEOUT
+    assert "sys.cpu" in tags
+    assert "sysmetrics.error" not in tags
+    assert caplog.text.count("MLFLOW_SYSMETRICS_TIMEOUT") == 1
+
+
+def test_a_huge_value_is_named_briefly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 20 MB setting: the warning quotes its start and length, not the 20 MB."""
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_INCLUDE", "sys." + "x" * 20_000_000)
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", "/" + "y" * 100_000)
+    tags = collect()
+    assert "sys.cpu" in tags
+    assert len(caplog.text) < 2000
+    assert "characters)" in caplog.text
 
 
 def test_good_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

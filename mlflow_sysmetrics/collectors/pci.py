@@ -1,0 +1,77 @@
+"""The PCI bus: the one place that decides which devices are compute accelerators.
+
+A device counts when its base class (``/sys/bus/pci/devices/*/class``, PCI Code and ID
+Assignment Specification) is 0x03, display controller (VGA 0x0300, 3D 0x0302, other
+0x0380), or 0x12, processing accelerator (``lspci`` prints "Processing accelerators
+[1200]": AMD Instinct MI300 parts announce themselves so), and when it is bound to a
+driver that serves it to the host. A device bound to ``vfio-pci`` or ``pci-stub`` is held
+for a virtual machine, and one bound to no driver cannot run anything: neither is usable
+here, and both are kept out (and named in the snapshot).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .._files import Root
+
+DEVICES = "/sys/bus/pci/devices"
+DISPLAY_CLASS = 0x03
+ACCELERATOR_CLASS = 0x12
+#: Drivers that hold a device for a guest: the host cannot use it.
+PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub", "pciback", "xen-pciback"})
+
+
+class PciDevice(NamedTuple):
+    """One PCI function, as sysfs describes it."""
+
+    bus: str
+    vendor: int
+    device: int
+    revision: int | None
+    pci_class: int
+    driver: str | None
+
+
+def hex_value(text: str | None) -> int | None:
+    """``0x1002`` (a sysfs id file) as an integer, or ``None``."""
+    if not text:
+        return None
+    try:
+        return int(text.strip(), 16)
+    except ValueError:
+        return None
+
+
+def accelerators(root: Root, vendor: int) -> list[PciDevice]:
+    """``vendor``'s display and processing-accelerator functions, in bus order, bound or not."""
+    found = []
+    for bus in root.listdir(DEVICES):
+        base = f"{DEVICES}/{bus}"
+        if hex_value(root.read_line(f"{base}/vendor")) != vendor:
+            continue
+        pci_class = hex_value(root.read_line(f"{base}/class"))
+        if pci_class is None or pci_class >> 16 not in (DISPLAY_CLASS, ACCELERATOR_CLASS):
+            continue
+        found.append(
+            PciDevice(
+                bus,
+                vendor,
+                hex_value(root.read_line(f"{base}/device")) or 0,
+                hex_value(root.read_line(f"{base}/revision")),
+                pci_class,
+                root.link_name(f"{base}/driver"),
+            )
+        )
+    return found
+
+
+def unusable_reason(device: PciDevice, driver: str) -> str | None:
+    """Why ``device`` cannot run work on this host, or ``None`` when bound to ``driver``."""
+    if device.driver == driver:
+        return None
+    if device.driver in PASSTHROUGH_DRIVERS:
+        return f"{device.bus} is bound to {device.driver} (held for a virtual machine)"
+    if device.driver is None:
+        return f"{device.bus} is bound to no driver"
+    return f"{device.bus} is bound to {device.driver}, not {driver}"
