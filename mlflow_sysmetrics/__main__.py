@@ -1,5 +1,5 @@
 """``python -m mlflow_sysmetrics``: the same as the ``mlflow-sysmetrics`` command."""
 
-from .cli import main
+from .cli import script
 
-main(prog_name="mlflow-sysmetrics")
+script()

@@ -7,12 +7,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from . import _env, _proc
+from . import _env, _proc, _state
 from ._files import Root
 
 T = TypeVar("T")
 _guard_lock = threading.Lock()
 _stuck: set[str] = set()
+
+
+def _after_fork_in_child() -> None:
+    # The helper threads stuck in the parent do not exist here: nothing is stuck.
+    global _guard_lock
+    _guard_lock = threading.Lock()
+    _stuck.clear()
+
+
+_state.register(after_fork=_after_fork_in_child)
 
 
 class Context:

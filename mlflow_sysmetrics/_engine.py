@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from . import _env, _platform
+from . import _env, _platform, _state
 from . import settings as _settings
 from . import tags as _tags
 from ._context import Collector, Context
@@ -60,7 +60,7 @@ class _Plan:
     re-reads only what can change.
     """
 
-    __slots__ = ("cached", "fast", "inline", "read_env", "selected")
+    __slots__ = ("cached", "env_names", "fast", "inline", "read_env", "selected")
 
     def __init__(self, settings: _settings.Settings) -> None:
         from .collectors import COLLECTORS
@@ -72,8 +72,8 @@ class _Plan:
         ]
         self.cached = tuple(c for c in planned if not c.inline)
         self.inline = tuple(c for c in planned if c.inline)
-        names = tuple(dict.fromkeys(name for c in self.cached for name in c.env))
-        self.read_env = _env.reader(names)
+        self.env_names = tuple(dict.fromkeys(name for c in self.cached for name in c.env))
+        self.read_env = _env.reader(self.env_names)
         self.selected: dict[str, bool] = {}
         self.fast: dict[tuple[str | None, ...], _Outcome] = {}
 
@@ -290,13 +290,32 @@ def _execute(collector: Collector, entry: _Entry, context: Context) -> None:
 
 
 def clear_cache() -> None:
-    """Forget every cached fact, so the next call reads the machine again."""
-    from .collectors import accelerators
+    """Forget every cached fact and memo (all of the process state in :mod:`._state`)."""
+    _state.clear()
 
+
+_handoff = threading.local()
+
+
+def handed_over_tags() -> Mapping[str, str] | None:
+    """Tags a door collected for the run this thread is creating right now (see :func:`handing_over`)."""
+    return getattr(_handoff, "tags", None)
+
+
+@contextmanager
+def handing_over(tags: Mapping[str, str]) -> Iterator[None]:
+    """While a door creates a run with ``tags``, the provider returns them instead of collecting again."""
+    _handoff.tags = tags
+    try:
+        yield
+    finally:
+        _handoff.tags = None
+
+
+def _reset() -> None:
     with _lock:
         _entries.clear()
         _plans.clear()
-    accelerators.forget()
 
 
 def _after_fork_in_child() -> None:
@@ -309,5 +328,4 @@ def _after_fork_in_child() -> None:
             del _entries[key]
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_state.register(reset=_reset, after_fork=_after_fork_in_child)

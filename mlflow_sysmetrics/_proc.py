@@ -25,11 +25,6 @@ class CommandError(RuntimeError):
     """A command ran but gave no usable answer (non-zero exit, too much output)."""
 
 
-def which(program: str) -> str | None:
-    """Resolved path of ``program`` on ``PATH``, or ``None`` when it is not installed."""
-    return shutil.which(program)
-
-
 def run(
     args: Sequence[str],
     timeout: float,
@@ -43,7 +38,7 @@ def run(
     and :class:`CommandError` when it exits non-zero or prints more than ``max_bytes``.
     """
     program = args[0]
-    path = which(program)
+    path = shutil.which(program)
     if path is None:
         raise FileNotFoundError(f"{program} is not on PATH")
     name = os.path.basename(program)

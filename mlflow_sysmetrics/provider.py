@@ -45,11 +45,9 @@ class SysMetricsRunContextProvider:
 
     def tags(self) -> dict[str, str]:
         """The system tags for the run being created (see :func:`mlflow_sysmetrics.collect`)."""
-        from . import runs
+        from ._engine import collect, handed_over_tags
 
-        handed = runs.handed_over_tags()
-        if handed is not None:  # sysmetrics_run() already collected them for this run
+        handed = handed_over_tags()
+        if handed is not None:  # a door already collected them for this run
             return dict(handed)
-        from ._engine import collect
-
         return collect()

@@ -11,20 +11,22 @@ import functools
 import inspect
 import logging
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypedDict, TypeVar, overload
 
 import wrapt
 
+from . import _format
 from . import tags as T
-from ._engine import collect
+from ._engine import collect, handing_over
 from ._engine import snapshot as _snapshot
 from .collectors import distributed
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun
+    from mlflow.tracking import MlflowClient
+    from typing_extensions import Unpack
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
 
@@ -35,112 +37,155 @@ D = TypeVar("D", classmethod, staticmethod)  # type: ignore[type-arg]
 #: Where the snapshot document goes among the run's artifacts.
 SNAPSHOT_ARTIFACT = "sysmetrics/system.json"
 
-#: Keyword arguments ``mlflow.start_run`` takes (checked without importing MLflow).
-START_RUN_OPTIONS = frozenset(
-    {
-        "run_id",
-        "experiment_id",
-        "run_name",
-        "nested",
-        "parent_run_id",
-        "tags",
-        "description",
-        "log_system_metrics",
-    }
+
+class RunOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`sysmetrics_run` and ``@with_sysmetrics(...)``.
+
+    Those of ``mlflow.start_run``, and ``snapshot``. The one place they are listed: the
+    signatures (for type checkers) and the check at call time both read it.
+    """
+
+    run_id: str | None
+    experiment_id: str | None
+    run_name: str | None
+    nested: bool
+    parent_run_id: str | None
+    tags: Mapping[str, Any] | None
+    description: str | None
+    log_system_metrics: bool | None
+    snapshot: bool
+
+
+#: The option names, read from :class:`RunOptions` (no MLflow import needed to check them).
+RUN_OPTIONS: frozenset[str] = frozenset(RunOptions.__annotations__)
+
+
+#: Facts that differ between two calls on one machine: left out when a run's tags are
+#: compared with this machine's (free space, the frameworks a process imported, errors).
+_TRANSIENT_KEYS = frozenset(
+    {T.DISK_FREE_GB, T.DISK_TOTAL_GB, T.ERROR, T.FRAMEWORKS, T.CUDA_RUNTIME, T.CUDNN, T.NCCL}
 )
 
-_handoff = threading.local()
+
+class Tagging(NamedTuple):
+    """What writing this machine's tags to a run did."""
+
+    written: dict[str, str]
+    #: Facts the run already carries that differ from this machine's: key -> (run, here).
+    kept: dict[str, tuple[str | None, str | None]]
 
 
-def handed_over_tags() -> Mapping[str, str] | None:
-    """Tags :func:`sysmetrics_run` collected for the run this thread is creating right now.
-
-    The provider returns these instead of collecting again, so a run opened by
-    :func:`sysmetrics_run` with implicit tagging also on is collected once.
-    """
-    return getattr(_handoff, "tags", None)
-
-
-def writing_node(info: distributed.DistInfo) -> int | None:
-    """The node whose keys this process writes on a run its job shares, or ``None``.
-
-    One process per node writes: local rank 0 of a node whose index the launcher gave.
-    Where the node index cannot be known (Open MPI, MPICH), only global rank 0 writes, as
-    node 0: two nodes must never write the same keys.
-    """
-    if info.node_rank is not None and info.local_rank is not None:
-        return info.node_rank if info.local_rank == 0 else None
-    return 0 if info.rank == 0 else None
-
-
-def shared_run_tags(tags: Mapping[str, str], info: distributed.DistInfo) -> dict[str, str] | None:
-    """The keys one process of a multi-node job writes on a run all its processes share.
-
-    Node 0 writes the plain keys, node ``k`` the same facts as ``sys.node<k>.<name>`` (see
-    :func:`writing_node` for which process writes). Per-process facts (rank, local rank)
-    say nothing about a run shared by all ranks and are left out; the job's size is
-    written by node 0 only. Returns ``None`` for a process that writes nothing.
-    """
-    node = writing_node(info)
-    if node is None:
-        return None
-    per_process = {T.DIST_RANK, T.DIST_LOCAL_RANK, T.DIST_NODE_RANK}
-    job_wide = {T.DIST_WORLD_SIZE, T.DIST_NODES, T.SLURM_JOB_ID}
-    found: dict[str, str] = {}
+def _own_keys(tags: Mapping[str, str], node: int) -> dict[str, str]:
+    """The system keys of ``tags`` that node ``node`` writes (the plain keys for node 0)."""
+    own = {}
     for key, value in tags.items():
-        if key in per_process or (node and key in job_wide):
+        if not _format.is_system_key(key):
             continue
-        found[node_key(key, node)] = value
-    return found
+        split = T.split_node_key(key)
+        if (split is None and node == 0) or (split is not None and split[0] == node):
+            own[key] = value
+    return own
 
 
-def node_key(key: str, node: int) -> str:
-    """``sys.gpu`` as node ``node`` writes it on a shared run (``sys.node1.gpu``)."""
-    if node == 0:
-        return key
-    prefix, _, name = key.partition(".")
-    return f"{prefix}.node{node}.{name}"
+def write_tags(
+    client: MlflowClient, run_id: str, tags: Mapping[str, str], node: int, overwrite: bool
+) -> Tagging:
+    """Write ``tags`` (node ``node``'s keys) to the run, never leaving it contradicting itself.
+
+    A run that carries none of these keys yet gets them in one request. One that already
+    carries the same facts gets nothing; one that carries different facts (tagged from
+    another machine) keeps them and gets nothing, unless ``overwrite``: then its keys are
+    replaced as a whole, the ones this machine lacks deleted.
+    """
+    from mlflow.entities import RunTag
+
+    existing = _own_keys(client.get_run(run_id).data.tags, node)
+    if existing and not overwrite:
+        transient = {T.node_key(key, node) for key in _TRANSIENT_KEYS}
+        keys = _format.order((set(tags) | set(existing)) - transient)
+        return Tagging(
+            {}, {k: (existing.get(k), tags.get(k)) for k in keys if existing.get(k) != tags.get(k)}
+        )
+    for stale in sorted(set(existing) - set(tags)):
+        client.delete_tag(run_id, stale)
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    return Tagging(dict(tags), {})
 
 
-def _is_shared(info: distributed.DistInfo) -> bool:
-    return info.world_size is not None and info.world_size > 1
+def _mine() -> tuple[dict[str, str], int | None]:
+    """The tags this process writes on a run it did not create, and the node it writes them as.
 
-
-def _tags_for_existing_run() -> tuple[dict[str, str], bool, str]:
-    """Tags for a run this process did not create, whether it writes them, snapshot path."""
+    ``None`` for a process of a multi-node job that writes nothing (another process of its
+    node does); the tags are then what that writer writes.
+    """
     tags = collect()
     info = distributed.current()
-    if not _is_shared(info):
-        return tags, True, SNAPSHOT_ARTIFACT
-    mine = shared_run_tags(tags, info)
-    if mine is not None:
-        node = writing_node(info) or 0
-        artifact = SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
-        return mine, True, artifact
-    if info.node_rank is not None and info.local_rank is not None:
-        # Not the node's writer: what the writer writes, without writing it.
-        return shared_run_tags(tags, info._replace(local_rank=0)) or {}, False, SNAPSHOT_ARTIFACT
-    return {}, False, SNAPSHOT_ARTIFACT  # a node nobody can name: nothing of it is written
+    if not distributed.is_shared(info):
+        return tags, 0
+    mine = distributed.shared_run_tags(tags, info)
+    if mine is None:
+        return distributed.node_view(tags, info), None
+    return mine, distributed.writing_node(info) or 0
 
 
-def log_sysmetrics(run_id: str | None = None, *, snapshot: bool = False) -> dict[str, str]:
-    """Tag an existing run with the system tags in one request, and return what was written.
+def _artifact(node: int) -> str:
+    return SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
 
-    The door for runs no context provider sees: runs made by ``MlflowClient.create_run``
-    (PyTorch Lightning's ``MLFlowLogger``, other integrations). Without ``run_id`` the
-    active run is tagged; with neither, :class:`ValueError` and nothing is written. In a
-    multi-node job several processes may tag one run: see :func:`shared_run_tags`. With
-    ``snapshot=True`` the full detail is also logged as ``sysmetrics/system.json``.
+
+def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwrite: bool = False) -> Tagging:
+    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome."""
+    tags, node = _mine()
+    if node is None:
+        return Tagging(tags, {})
+    outcome = write_tags(client, run_id, tags, node, overwrite)
+    if outcome.kept:
+        shown = "; ".join(
+            f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(outcome.kept.items())[:3]
+        )
+        _LOG.warning(
+            "run %s already carries system tags from another machine (%s); kept them and wrote "
+            "nothing (overwrite=True replaces them)",
+            run_id,
+            shown,
+        )
+    elif snapshot and outcome.written:
+        client.log_dict(run_id, _snapshot(), _artifact(node))
+    return outcome
+
+
+def log_sysmetrics(
+    run_id: str | None = None,
+    *,
+    snapshot: bool = False,
+    overwrite: bool = False,
+    tracking_uri: str | None = None,
+    client: MlflowClient | None = None,
+) -> dict[str, str]:
+    """Tag an existing run with the system tags, and return what was written.
+
+    The door for runs no context provider sees (``MlflowClient.create_run``). Without
+    ``run_id`` the active run is tagged; with neither, :class:`ValueError` and nothing is
+    written. The run is read once and written in one request. A run's facts belong to the
+    machine that ran it: a run that already carries other system tags keeps them, nothing
+    is written and a warning names the first differing facts (``overwrite=True`` replaces
+    the whole set, deleting the keys this machine lacks); one that carries the same facts
+    gets nothing. In a multi-node job each node's writer writes its own keys
+    (``sys.node<k>.*``). ``tracking_uri`` or ``client`` name the store, as MLflow's client
+    helpers take them (default: MLflow's current tracking URI). With ``snapshot=True`` the
+    full detail is also logged as ``sysmetrics/system.json``.
     """
     if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
         raise TypeError(
             f"log_sysmetrics(run_id=...) takes a run id string such as run.info.run_id, got {run_id!r}"
         )
-    import mlflow
-    from mlflow.entities import RunTag
+    if client is not None and tracking_uri is not None:
+        raise TypeError("log_sysmetrics() takes tracking_uri= or client=, not both")
     from mlflow.tracking import MlflowClient
 
     if run_id is None:
+        import mlflow
+
         active = mlflow.active_run()
         if active is None:
             raise ValueError(
@@ -148,21 +193,16 @@ def log_sysmetrics(run_id: str | None = None, *, snapshot: bool = False) -> dict
                 "or pass the run's id, log_sysmetrics(run.info.run_id)"
             )
         run_id = active.info.run_id
-    tags, writes, artifact = _tags_for_existing_run()
-    client = MlflowClient()
-    if writes and tags:
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    if snapshot and writes:
-        client.log_dict(run_id, _snapshot(), artifact)
-    return tags
+    client = client or MlflowClient(tracking_uri=tracking_uri)
+    return tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite).written
 
 
 def _check_options(options: Mapping[str, Any], door: str) -> None:
-    unknown = sorted(set(options) - START_RUN_OPTIONS - {"snapshot"})
+    unknown = sorted(set(options) - RUN_OPTIONS)
     if unknown:
         raise TypeError(
             f"{door} got unknown option(s) {', '.join(unknown)}; it takes the keyword arguments "
-            f"of mlflow.start_run ({', '.join(sorted(START_RUN_OPTIONS))}) and snapshot=True"
+            f"of mlflow.start_run ({', '.join(sorted(RUN_OPTIONS - {'snapshot'}))}) and snapshot=True"
         )
     tags = options.get("tags")
     if tags is not None and not isinstance(tags, Mapping):
@@ -170,47 +210,50 @@ def _check_options(options: Mapping[str, Any], door: str) -> None:
 
 
 @contextmanager
-def sysmetrics_run(*, snapshot: bool = False, **start_run_kwargs: Any) -> Iterator[ActiveRun]:
+def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
     """Open an MLflow run carrying the system tags, for use in a ``with`` block.
 
     With no arguments and a run already active: tags that run, yields it and leaves it
     open. Otherwise starts a run with ``mlflow.start_run(**start_run_kwargs)``, the system
     tags sent in the same create request (your ``tags=`` win over ours), yields the
     ``ActiveRun`` and ends it on exit, FAILED if the block raised, as ``mlflow.start_run``
-    does. ``run_id=`` attaches to an existing run (multi-node jobs: :func:`shared_run_tags`).
+    does. ``run_id=`` attaches to an existing run (multi-node jobs: see
+    :func:`mlflow_sysmetrics.collectors.distributed.shared_run_tags`).
     Tagging never stops the block: a failure to write tags to an open run is logged.
     """
-    _check_options(start_run_kwargs, "sysmetrics_run()")
+    _check_options(options, "sysmetrics_run()")
+    start_run_kwargs: dict[str, Any] = dict(options)
+    snapshot = bool(start_run_kwargs.pop("snapshot", False))
     import mlflow
 
     active = mlflow.active_run()
     if not start_run_kwargs and active is not None:
         try:
-            log_sysmetrics(active.info.run_id, snapshot=snapshot)
+            tag_run(active.info.run_id, mlflow.MlflowClient(), snapshot=snapshot)
         except Exception as exc:  # the user's run goes on even if tagging fails
             _LOG.warning("could not tag run %s with system tags: %s", active.info.run_id, exc)
         yield active
         return
 
-    user_tags = dict(start_run_kwargs.pop("tags", None) or {})
-    if start_run_kwargs.get("run_id"):
-        ours, writes, artifact = _tags_for_existing_run()
-    else:
-        ours, writes, artifact = collect(), True, SNAPSHOT_ARTIFACT
-    kwargs = dict(start_run_kwargs)
-    if writes or user_tags:
-        kwargs["tags"] = {**(ours if writes else {}), **user_tags}
-    _handoff.tags = ours
-    try:
-        run = mlflow.start_run(**kwargs)
-    finally:
-        _handoff.tags = None
-    with run:
-        if snapshot and writes:
+    if start_run_kwargs.get("run_id"):  # an existing run: its facts are checked, not overwritten
+        run = mlflow.start_run(**start_run_kwargs)
+        with run:
             try:
-                mlflow.log_dict(_snapshot(), artifact)
+                tag_run(run.info.run_id, mlflow.MlflowClient(), snapshot=snapshot)
+            except Exception as exc:  # the user's run goes on even if tagging fails
+                _LOG.warning("could not tag run %s with system tags: %s", run.info.run_id, exc)
+            yield run
+        return
+    user_tags = dict(start_run_kwargs.pop("tags", None) or {})
+    ours = collect()
+    with handing_over(ours):
+        run = mlflow.start_run(**start_run_kwargs, tags={**ours, **user_tags})
+    with run:
+        if snapshot:
+            try:
+                mlflow.log_dict(_snapshot(), SNAPSHOT_ARTIFACT)
             except Exception as exc:
-                _LOG.warning("could not log %s: %s", artifact, exc)
+                _LOG.warning("could not log %s: %s", SNAPSHOT_ARTIFACT, exc)
         yield run
 
 
@@ -281,18 +324,7 @@ def with_sysmetrics(wrapped: D, /) -> D: ...
 
 @overload
 def with_sysmetrics(
-    wrapped: None = None,
-    /,
-    *,
-    run_id: str | None = ...,
-    experiment_id: str | None = ...,
-    run_name: str | None = ...,
-    nested: bool = ...,
-    parent_run_id: str | None = ...,
-    tags: Mapping[str, Any] | None = ...,
-    description: str | None = ...,
-    log_system_metrics: bool | None = ...,
-    snapshot: bool = ...,
+    wrapped: None = None, /, **options: Unpack[RunOptions]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 

@@ -13,20 +13,16 @@ import math
 import os
 from typing import NamedTuple
 
-from . import _env
-from . import provider as _provider
+from . import _env, _state
 from . import tags as _tags
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
 
-ENV_PROVIDER = _provider.ENV_PROVIDER
 ENV_TIMEOUT = "MLFLOW_SYSMETRICS_TIMEOUT"
 ENV_INCLUDE = "MLFLOW_SYSMETRICS_INCLUDE"
 ENV_EXCLUDE = "MLFLOW_SYSMETRICS_EXCLUDE"
 ENV_ROOT = "MLFLOW_SYSMETRICS_ROOT"
 
-#: Name that switches on implicit tagging in ``MLFLOW_RUN_CONTEXT_PROVIDER``.
-PROVIDER_NAME = _provider.PROVIDER_NAME
 DEFAULT_TIMEOUT = 1.0
 #: Longest deadline honoured: a run waits at most this long to start.
 MAX_TIMEOUT = 600.0
@@ -48,8 +44,12 @@ _warned: set[tuple[str, str]] = set()
 _memo: dict[tuple[str | None, ...], Settings] = {}
 
 
-provider_enabled = _provider.provider_enabled
+def _reset() -> None:
+    _warned.clear()
+    _memo.clear()
 
+
+_state.register(reset=_reset)
 _read = _env.reader((ENV_TIMEOUT, ENV_INCLUDE, ENV_EXCLUDE, ENV_ROOT))
 
 

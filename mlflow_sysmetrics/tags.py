@@ -23,6 +23,10 @@ PLATFORM = "sys.platform"
 OS = "sys.os"
 PYTHON = "sys.python"
 MLFLOW = "sys.mlflow"
+FRAMEWORKS = "sys.frameworks"
+CUDA_RUNTIME = "sys.cuda_runtime"
+CUDNN = "sys.cudnn"
+NCCL = "sys.nccl"
 GPU = "sys.gpu"
 GPU_COUNT = "sys.gpu_count"
 GPU_MEMORY_GB = "sys.gpu_memory_gb"
@@ -30,6 +34,9 @@ GPU_DRIVER = "sys.gpu_driver"
 CUDA_DRIVER = "sys.cuda_driver"
 GPU_COMPUTE_CAPABILITY = "sys.gpu_compute_capability"
 GPU_MIG = "sys.gpu_mig"
+GPU_POWER_LIMIT_W = "sys.gpu_power_limit_w"
+GPU_LINK = "sys.gpu_link"
+NETWORK = "sys.network"
 CONTAINER = "sys.container"
 CLOUD = "sys.cloud"
 INSTANCE_TYPE = "sys.instance_type"
@@ -56,6 +63,10 @@ ALL_KEYS: tuple[str, ...] = (
     OS,
     PYTHON,
     MLFLOW,
+    FRAMEWORKS,
+    CUDA_RUNTIME,
+    CUDNN,
+    NCCL,
     GPU,
     GPU_COUNT,
     GPU_MEMORY_GB,
@@ -63,6 +74,9 @@ ALL_KEYS: tuple[str, ...] = (
     CUDA_DRIVER,
     GPU_COMPUTE_CAPABILITY,
     GPU_MIG,
+    GPU_POWER_LIMIT_W,
+    GPU_LINK,
+    NETWORK,
     CONTAINER,
     CLOUD,
     INSTANCE_TYPE,
@@ -74,6 +88,18 @@ ALL_KEYS: tuple[str, ...] = (
     SLURM_JOB_ID,
     HOST,
     ERROR,
+)
+
+#: The facts likeliest to explain why one run is slower than another on similar hardware:
+#: the framework stack, the GPU's power cap and links, the network fabric.
+PERFORMANCE_KEYS: tuple[str, ...] = (
+    FRAMEWORKS,
+    CUDA_RUNTIME,
+    CUDNN,
+    NCCL,
+    GPU_POWER_LIMIT_W,
+    GPU_LINK,
+    NETWORK,
 )
 
 #: Keys written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for them.
@@ -147,3 +173,24 @@ def selected(key: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bo
     if key in OPT_IN_KEYS and not any(fnmatch.fnmatchcase(key, p) for p in include):
         return False
     return not any(fnmatch.fnmatchcase(key, p) for p in exclude)
+
+
+_NODE_KEY = re.compile(r"^(sys|sysmetrics)\.node(\d+)\.(.+)$")
+
+
+def node_key(key: str, node: int) -> str:
+    """``key`` as node ``node`` of a multi-node job writes it on a shared run.
+
+    Node 0 writes the plain key; node ``k`` inserts ``node<k>`` after the first part:
+    ``sys.gpu`` -> ``sys.node1.gpu``, ``sysmetrics.error`` -> ``sysmetrics.node1.error``.
+    """
+    if node == 0:
+        return key
+    prefix, _, name = key.partition(".")
+    return f"{prefix}.node{node}.{name}"
+
+
+def split_node_key(key: str) -> tuple[int, str] | None:
+    """``(k, "gpu")`` for ``sys.node<k>.gpu``; ``None`` for a key no node ``k >= 1`` wrote."""
+    match = _NODE_KEY.match(key)
+    return (int(match.group(2)), match.group(3)) if match else None

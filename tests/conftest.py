@@ -36,10 +36,9 @@ _SCRUBBED = {
     "container",
     "MPI_LOCALRANKID",
     "MPI_LOCALNRANKS",
-    # mlflow.set_experiment() exports the active experiment for child processes; a test's
-    # experiment must not leak into the next test's (or its subprocesses') store.
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_TRACKING_URI",
 }
 _SHELL_TOOLS = ("sh", "cat", "sleep", "head", "yes", "printf", "env")
 
@@ -51,20 +50,39 @@ def fixture_root(name: str) -> Path:
     return path
 
 
+def _mlflow_variables() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+
+
 @pytest.fixture(autouse=True)
-def clean_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_environment_leaks() -> Iterator[None]:
+    """A test that leaves an MLFLOW_* variable changed fails (and the variable is put back).
+
+    Set up before every other function fixture, so it checks after all of them (monkeypatch
+    included) have been torn down: only what code did behind the fixtures' backs remains,
+    such as a command that writes the tracking URI into the environment.
+    """
+    before = _mlflow_variables()
+    yield
+    after = _mlflow_variables()
+    if after == before:
+        return
+    for name in set(after) - set(before):
+        del os.environ[name]
+    os.environ.update(before)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    pytest.fail(f"the test left MLflow variables changed in this process: {', '.join(changed)}")
+
+
+@pytest.fixture(autouse=True)
+def clean_state(no_environment_leaks: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts with no sysmetrics settings, no launcher variables and no caches."""
     for name in list(os.environ):
         if name in _SCRUBBED or name.startswith(_SCRUBBED_PREFIXES):
             monkeypatch.delenv(name, raising=False)
-    from mlflow_sysmetrics import _engine, settings
-    from mlflow_sysmetrics.collectors import apple, disk
+    from mlflow_sysmetrics import _engine
 
     _engine.clear_cache()
-    settings._warned.clear()
-    settings._memo.clear()
-    apple._values = None
-    disk._is_local.clear()
     yield
     _engine.clear_cache()
 

@@ -14,6 +14,7 @@ import posixpath
 from typing import NamedTuple
 
 from .._files import Root
+from . import _mountinfo
 
 
 class Membership(NamedTuple):
@@ -44,49 +45,13 @@ def parse_proc_cgroup(text: str) -> list[Membership]:
     return found
 
 
-def unescape(field: str) -> str:
-    """A mountinfo field with its octal escapes (a space is written as backslash 040) undone."""
-    # mountinfo writes space, tab, newline and backslash as octal escapes (\040 ...).
-    out = []
-    i = 0
-    while i < len(field):
-        digits = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(digits) == 3 and digits.isascii() and digits.isdigit():
-            try:
-                out.append(chr(int(digits, 8)))
-                i += 4
-                continue
-            except ValueError:
-                pass
-        out.append(field[i])
-        i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[Mount]:
     """The cgroup and cgroup2 mounts in ``/proc/self/mountinfo``; other lines are skipped."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            dash = fields.index("-")
-        except ValueError:
-            continue
-        if dash < 5 or len(fields) < dash + 3:
-            continue
-        fstype = fields[dash + 1]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        options = tuple(fields[dash + 3].split(",")) if len(fields) > dash + 3 else ()
-        mounts.append(
-            Mount(
-                version=2 if fstype == "cgroup2" else 1,
-                root=unescape(fields[3]),
-                mount_point=unescape(fields[4]),
-                options=options,
-            )
-        )
-    return mounts
+    return [
+        Mount(2 if m.fstype == "cgroup2" else 1, m.root, m.mount_point, m.super_options)
+        for m in _mountinfo.parse(text)
+        if m.fstype in ("cgroup", "cgroup2")
+    ]
 
 
 def controller_dirs(root: Root, controller: str) -> list[str]:

@@ -1,8 +1,8 @@
 """A small ctypes binding to NVIDIA's management library (NVML), for the facts we tag.
 
 Why not ``nvidia-ml-py`` (``pynvml``)? It is a binding to this same library, and importing it
-costs 66 to 184 ms on the captured H100 before NVML is even initialised; these dozen calls
-cost nothing to define. ``nvmlInit`` and ``nvmlShutdown`` are reference counted by NVML,
+costs more than the whole pass here before NVML is even initialised (figures in the README's
+Performance section); these dozen calls cost nothing to define. ``nvmlInit`` and ``nvmlShutdown`` are reference counted by NVML,
 so this coexists with other users of NVML in the process (MLflow's system metrics,
 PyTorch); we shut down when done and keep no handle.
 """
@@ -13,7 +13,7 @@ import ctypes
 import os
 import threading
 
-from .. import _platform
+from .. import _platform, _state
 from .gpu import Device, Inventory
 
 NVML_SUCCESS = 0
@@ -217,10 +217,14 @@ def inventory() -> Inventory:
     )
 
 
-def _reset_after_fork() -> None:
+def _forget() -> None:
+    global _load_error
+    _load_error = None  # the library may have been installed since
+
+
+def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+_state.register(reset=_forget, after_fork=_after_fork_in_child)

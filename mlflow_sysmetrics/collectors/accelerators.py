@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from .. import _platform
+from .. import _platform, _state
 from .. import tags as T
 from .._context import Context
 from . import visibility
@@ -140,16 +140,14 @@ def collect(ctx: Context) -> dict[str, str]:
     return found
 
 
-def forget() -> None:
-    """Drop the inventories read so far (tests, and :func:`mlflow_sysmetrics.collect` cache clears)."""
+def _forget() -> None:
     with _lock:
         _inventories.clear()
 
 
-def _reset_after_fork() -> None:
+def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+_state.register(reset=_forget, after_fork=_after_fork_in_child)

@@ -11,6 +11,7 @@ import json
 import re
 import threading
 
+from .. import _state
 from .. import tags as T
 from .._context import Context
 from . import cpu
@@ -43,6 +44,19 @@ def sysctl_values(ctx: Context) -> dict[str, str]:
         return _values
     finally:
         _lock.release()
+
+
+def _forget() -> None:
+    global _values
+    _values = None
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+_state.register(reset=_forget, after_fork=_after_fork_in_child)
 
 
 def collect_cpu(ctx: Context) -> dict[str, str]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 
-from .. import _platform
+from .. import _platform, _state
 from .. import tags as T
 from .._context import Context
 from .._files import Root
-from . import _cgroup
+from . import _mountinfo
 
 #: File system types whose ``statvfs`` answers without asking a server.
 LOCAL_TYPES = frozenset(
@@ -44,24 +44,13 @@ LOCAL_TYPES = frozenset(
 )
 
 _is_local: dict[str, bool] = {}
+_state.register(reset=_is_local.clear)
 
 
 def mount_type(mountinfo: str, path: str) -> str | None:
     """File system type of the mount holding ``path`` (the longest mount point above it)."""
-    best: tuple[int, str] | None = None
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        try:
-            dash = fields.index("-")
-        except ValueError:
-            continue
-        if dash < 5 or len(fields) <= dash + 1:
-            continue
-        point = _cgroup.unescape(fields[4])
-        inside = path == point or path.startswith(point.rstrip("/") + "/") or point == "/"
-        if inside and (best is None or len(point) > best[0]):
-            best = (len(point), fields[dash + 1])
-    return best[1] if best else None
+    mount = _mountinfo.holding(_mountinfo.parse(mountinfo), path)
+    return mount.fstype if mount else None
 
 
 def is_local(path: str) -> bool:

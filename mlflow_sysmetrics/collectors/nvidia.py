@@ -171,7 +171,8 @@ def parse_list(text: str) -> dict[str, list[Device]]:
 
 def _cuda_from_nvidia_smi(ctx: Context) -> str | None:
     # "--version" prints the CUDA version on recent drivers and asks the GPUs nothing; the
-    # full status table (whose header also has it) takes over 100 ms on an H100.
+    # full status table (whose header also has it) queries every GPU, several times slower
+    # (figures in the README's Performance section).
     try:
         cuda = parse_cuda_version(ctx.run(["nvidia-smi", "--version"]))
     except (RuntimeError, OSError):

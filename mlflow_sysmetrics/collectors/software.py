@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import platform
-import re
 import sys
 
 from .. import tags as T
 from .._context import Context
 
-_DIST_INFO = re.compile(r"^mlflow(?:[-_]skinny)?-([0-9][^-]*)\.dist-info$", re.IGNORECASE)
-
 
 def mlflow_version() -> str | None:
-    """The installed MLflow version (``mlflow``, else the ``mlflow-skinny`` core), or ``None``."""
+    """The installed MLflow version, or ``None`` when MLflow is not installed.
+
+    Every door imports MLflow before it collects, so the module's own ``__version__`` is
+    there; otherwise the package metadata is asked, but only after ``find_spec`` (cheap)
+    says there is an MLflow to ask about: ``importlib.metadata`` is slow to import, and a
+    process without MLflow (``collect()`` on a bare GPU node) should not pay for it.
+    """
     module = sys.modules.get("mlflow")
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
         return version
-    # Looking for the dist-info folder ourselves costs a directory listing per path entry;
-    # importlib.metadata would first import itself (tens of milliseconds).
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        found = sorted(m.group(0) for m in map(_DIST_INFO.match, names) if m)
-        if found:
-            # "mlflow-" sorts before "mlflow_skinny-": the full package wins.
-            match = _DIST_INFO.match(found[0])
-            if match:
-                return match.group(1)
+    if importlib.util.find_spec("mlflow") is None:
+        return None
     from importlib import metadata
 
     for distribution in ("mlflow", "mlflow-skinny"):

@@ -165,18 +165,24 @@ def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    mlflow.MlflowClient(uri).search_experiments()  # the store exists before the test reads it
     yield uri
     _forget_mlflow_state()
 
 
 def _forget_mlflow_state() -> None:
-    """End runs left open and forget the store and experiment a test chose."""
+    """End runs left open and forget the store and experiment a test chose.
+
+    MLflow exports both to the environment for child processes (``set_tracking_uri``,
+    ``set_experiment``); that is MLflow's doing through the fixtures, and is undone here.
+    """
     import mlflow
     from mlflow.tracking import fluent
 
     while mlflow.active_run() is not None:
         mlflow.end_run()
     fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 

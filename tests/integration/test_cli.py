@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -14,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlflow_sysmetrics import _engine, log_sysmetrics, sysmetrics_run
+from mlflow_sysmetrics import tags as T
 from mlflow_sysmetrics.cli import main
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy, free_port, script_path
@@ -27,41 +30,73 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 def invoke(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _new_run(name: str | None = None) -> str:
+    client = mlflow.MlflowClient()
+    return client.create_run(
+        client.get_experiment_by_name("Default").experiment_id, run_name=name
+    ).info.run_id
+
+
+def _on_machine(monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
+    _engine.clear_cache()
 
 
 def test_show_here_table_and_json(store: str) -> None:
-    """show: grouped table and JSON of what would be tagged here."""
+    """show: grouped table and JSON of what would be tagged here, keys in the README's order."""
     table = invoke("show")
     assert table.exit_code == 0
     for heading in ("CPU", "Memory", "Disk", "OS", "GPU"):
         assert f"\n{heading}\n" in f"\n{table.output}"
-    assert "sys.cpu_cores" in table.output
     data = json.loads(invoke("show", "--json").output)
     assert data["sys.cpu_cores"] == str(os.cpu_count())
+    assert list(data) == [k for k in T.ALL_KEYS if k in data]
 
 
 def test_show_log_and_diff_runs(store: str) -> None:
-    """Log tags a client-made run; show reads it back; diff of a run with itself is 'same hardware'."""
-    client = mlflow.MlflowClient()
-    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
-    logged = invoke("log", run.info.run_id, "--json")
+    """log tags a client-made run; show reads it back under a heading; a run against itself is 'same'."""
+    run_id = _new_run("trainer")
+    logged = invoke("log", run_id, "--json")
     assert logged.exit_code == 0, logged.output
     written = json.loads(logged.output)
-    shown = json.loads(invoke("show", run.info.run_id, "--json").output)
-    assert shown == {k: written[k] for k in shown}
-    same = invoke("diff", run.info.run_id, run.info.run_id)
-    assert same.exit_code == 0
-    assert same.output.startswith("Same hardware")
+    shown = json.loads(invoke("show", run_id, "--json").output)
+    assert shown == written
+    assert list(shown) == list(written)  # one key order everywhere
+    text = invoke("show", run_id).output
+    assert text.startswith(f'Run {run_id} ("trainer") in experiment "Default"\n\nCPU\n')
+    same = invoke("diff", run_id, run_id)
+    assert (same.exit_code, same.output.split(":")[0]) == (0, "Same hardware")
+
+
+def test_tracking_uri_after_the_subcommand(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--tracking-uri is taken by every subcommand, after its name too."""
+    run_id = _new_run()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    for args in (
+        ("show", run_id, "--tracking-uri", local_store),
+        ("--tracking-uri", local_store, "show", run_id),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert f"Run {run_id}" in result.output
+
+
+def test_show_an_untagged_run_says_so(local_store: str) -> None:
+    """A run without system tags: a sentence that says how to tag it, not an empty table."""
+    run_id = _new_run()
+    result = invoke("show", run_id)
+    assert result.exit_code == 0
+    assert f"has no system tags; tag it with: mlflow-sysmetrics log {run_id}" in result.output
 
 
 def test_diff_lists_only_what_differs(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two runs from two replayed machines: only the differing tags, side by side."""
     ids = []
     for machine in ("h100-vm", "cgroup-v2-nested"):
-        monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
-        _engine.clear_cache()
+        _on_machine(monkeypatch, machine)
         with sysmetrics_run(run_name=machine) as run:
             ids.append(run.info.run_id)
     result = invoke("diff", *ids)
@@ -77,24 +112,31 @@ def test_diff_lists_only_what_differs(local_store: str, monkeypatch: pytest.Monk
     assert data["differences"]["sys.memory_limit_gb"] == {"a": None, "b": "8.59"}
 
 
+def test_diff_against_an_untagged_run(local_store: str) -> None:
+    """An untagged run: say so, rather than print a column of dashes."""
+    tagged, untagged = _new_run(), _new_run()
+    log_sysmetrics(tagged)
+    result = invoke("diff", tagged, untagged)
+    assert result.exit_code == 1
+    assert f"run {untagged} has no system tags" in result.output
+
+
 def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run shared by two nodes: show prints the per-node table and says the nodes differ."""
     from mlflow.entities import RunTag
 
     from mlflow_sysmetrics import collect
-    from mlflow_sysmetrics.collectors.distributed import DistInfo
-    from mlflow_sysmetrics.runs import shared_run_tags
+    from mlflow_sysmetrics.collectors.distributed import DistInfo, shared_run_tags
 
     client = mlflow.MlflowClient()
-    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    run_id = _new_run()
     for node, machine in enumerate(("h100-vm", "cgroup-v2-nested")):
-        monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
-        _engine.clear_cache()
+        _on_machine(monkeypatch, machine)
         info = DistInfo(rank=2 * node, local_rank=0, world_size=4, node_rank=node, nodes=2)
         written = shared_run_tags(collect(), info)
         assert written is not None
-        client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in written.items()])
-    result = invoke("show", run.info.run_id)
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in written.items()])
+    result = invoke("show", run_id)
     assert result.exit_code == 0
     table = result.output.split("\nNodes\n", 1)[1].splitlines()
     assert table[0].split()[:3] == ["node", "cpu", "cores"]
@@ -102,41 +144,102 @@ def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch
     assert table[2].split()[:5] == ["1", "AMD", "EPYC", "7R13", "Processor"]
     assert "8.59" in table[2]  # node 1's memory limit, not its machine's memory
     assert table[3] == "(2 nodes: nodes differ)"
-    data = json.loads(invoke("show", run.info.run_id, "--json").output)
+    data = json.loads(invoke("show", run_id, "--json").output)
     assert data["nodes"]["1"]["cpu_available"] == "2.5"
 
 
+def test_log_keeps_a_run_tagged_from_another_machine(
+    local_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run tagged on the H100 and logged again from a CPU pod: kept whole, nothing written, exit 1."""
+    run_id = _new_run()
+    _on_machine(monkeypatch, "h100-vm")
+    log_sysmetrics(run_id)
+    before = mlflow.MlflowClient().get_run(run_id).data.tags
+    _on_machine(monkeypatch, "cgroup-v2-nested")
+    result = invoke("log", run_id)
+    assert result.exit_code == 1
+    assert "already carries system tags from another machine" in result.output
+    assert (
+        "sys.cpu is 'Intel(R) Xeon(R) Processor' on the run, 'AMD EPYC 7R13 Processor' here" in result.output
+    )
+    assert "--overwrite" in result.output
+    assert mlflow.MlflowClient().get_run(run_id).data.tags == before
+
+
+def test_log_overwrite_replaces_the_whole_set(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--overwrite: the new machine's tags, and none of the old machine's keys it lacks."""
+    run_id = _new_run()
+    _on_machine(monkeypatch, "h100-vm")
+    log_sysmetrics(run_id)
+    _on_machine(monkeypatch, "cgroup-v2-nested")
+    result = invoke("log", run_id, "--overwrite", "--json")
+    assert result.exit_code == 0, result.output
+    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    assert (tags["sys.cpu"], tags["sys.gpu"]) == ("AMD EPYC 7R13 Processor", "None")
+    assert "sys.gpu_driver" not in tags  # the H100's driver would contradict sys.gpu None
+    assert "sys.cuda_driver" not in tags
+
+
+def test_log_the_same_machine_again_writes_nothing(local_store: str) -> None:
+    """Logging again from the same machine: nothing written, said in a sentence."""
+    run_id = _new_run()
+    assert invoke("log", run_id).exit_code == 0
+    again = invoke("log", run_id)
+    assert again.exit_code == 0
+    assert "already carries this machine's system tags; nothing written" in again.output
+
+
 def test_summary_of_two_machines(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """summary: one row per machine kind with run counts and median durations."""
-    mlflow.set_experiment("two-machines")
+    """summary: one row per machine kind with counts and medians in ms; untagged runs labelled."""
+    experiment_id = mlflow.set_experiment("two-machines").experiment_id
     for machine, count in (("h100-vm", 3), ("cgroup-v2-nested", 2)):
-        monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
-        _engine.clear_cache()
+        _on_machine(monkeypatch, machine)
         for _ in range(count):
             with sysmetrics_run():
                 time.sleep(0.05)
+    client = mlflow.MlflowClient()
+    client.set_terminated(client.create_run(experiment_id).info.run_id)
     data = json.loads(invoke("summary", "--experiment", "two-machines", "--json").output)
     rows = {(r["cpu"], r["gpu"]): r for r in data["kinds"]}
     assert rows[("Intel(R) Xeon(R) Processor", "NVIDIA H100 80GB HBM3")]["runs"] == 3
     assert rows[("AMD EPYC 7R13 Processor", "None")]["runs"] == 2
-    assert all(r["median_duration_s"] >= 0.05 for r in data["kinds"])
-    table = invoke("summary", "--experiment", "two-machines").output
-    assert table.splitlines()[0].split() == [
-        "cpu",
-        "cores",
-        "memory",
-        "GB",
-        "gpu",
-        "gpus",
-        "runs",
-        "median",
-        "duration",
-    ]
-    assert len(table.splitlines()) == 3
+    assert rows[(None, None)] | {"median_duration_s": None} == {
+        **{k: None for k in rows[(None, None)] if k not in ("tagged", "runs", "median_duration_s")},
+        "tagged": False,
+        "runs": 1,
+        "median_duration_s": None,
+    }
+    table = invoke("summary", "--experiment", "two-machines").output.splitlines()
+    assert table[0].split()[:5] == ["cpu", "cores", "memory", "GB", "gpu"]
+    assert re.search(r"\b\d+ ms$", table[1])  # a 50 ms run is not "0.0 s"
+    assert table[3].startswith("(no system tags)")
+    limited = json.loads(
+        invoke("summary", "--experiment", "two-machines", "--max-runs", "2", "--json").output
+    )
+    assert limited["runs"] == 2
+    filtered = invoke(
+        "summary", "--experiment", "two-machines", "--filter", "tags.`sys.gpu` = 'None'", "--json"
+    )
+    assert [k["runs"] for k in json.loads(filtered.output)["kinds"]] == [2]
+
+
+def test_read_commands_never_create_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tracking URI and no store here: show/diff/summary say so and leave the folder empty."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for args in (("show", "0" * 32), ("diff", "0" * 32, "1" * 32), ("summary", "--experiment", "x")):
+        result = invoke(*args)
+        assert result.exit_code == 1
+        assert "no tracking store here" in result.output
+        assert "--tracking-uri" in result.output
+    missing = invoke("show", "0" * 32, "--tracking-uri", f"sqlite:///{tmp_path / 'nope.db'}")
+    assert "no tracking store at" in missing.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_input_gives_one_line_and_non_zero(store: str) -> None:
-    """Unknown run, unknown experiment, bad flags: a one-line error, never a traceback."""
+    """Unknown run, unknown experiment, empty run id, bad flags: a one-line error, never a traceback."""
     missing = invoke("show", "0" * 32)
     assert missing.exit_code == 1
     assert missing.output.strip().splitlines()[-1].startswith(f"Error: no run {'0' * 32} in ")
@@ -144,64 +247,60 @@ def test_bad_input_gives_one_line_and_non_zero(store: str) -> None:
     nothing = invoke("summary", "--experiment", "no such experiment")
     assert nothing.exit_code == 1
     assert "no experiment named 'no such experiment'" in nothing.output
-    diff = invoke("diff", "0" * 32, "1" * 32)
-    assert diff.exit_code == 1
+    assert invoke("diff", "0" * 32, "1" * 32).exit_code == 1
     assert invoke("show", "--bogus").exit_code == 2
+    empty = invoke("log", "")
+    assert empty.exit_code == 2
+    assert "takes a run id such as" in empty.output
 
 
-def test_unreachable_server_fails_fast() -> None:
-    """A tracking URI nobody answers: a clear error within seconds."""
+def test_unreachable_server_fails_fast_in_a_sentence() -> None:
+    """A tracking URI nobody answers: a whole sentence (host, port, refused) within seconds."""
+    port = free_port()
     started = time.monotonic()
-    result = invoke("--tracking-uri", f"http://127.0.0.1:{free_port()}", "show", "0" * 32)
-    assert time.monotonic() - started < 30
+    result = invoke("--tracking-uri", f"http://127.0.0.1:{port}", "show", "0" * 32)
+    assert time.monotonic() - started < 15
     assert result.exit_code == 1
-    assert "could not read run" in result.output
+    line = result.output.strip()
+    assert line == (
+        f"Error: cannot reach the tracking server http://127.0.0.1:{port}: "
+        f"connection refused by 127.0.0.1 on port {port}."
+    )
 
 
-def test_help_has_examples() -> None:
-    """--help on every subcommand, each with an example."""
+def test_help_has_examples_with_real_run_ids() -> None:
+    """--help on every subcommand, each with an example; run ids have 32 hex digits as MLflow's do."""
     for command in ("show", "log", "diff", "summary", "demo"):
         result = invoke(command, "--help")
         assert result.exit_code == 0
         assert "Example" in result.output
         assert f"mlflow-sysmetrics {command}" in result.output
+        for run_id in re.findall(r"\b[0-9a-f]{16,}\b", result.output):
+            assert len(run_id) == 32
 
 
 def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
     """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.url)
-    client = mlflow.MlflowClient()
-    run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
-    log_sysmetrics(run.info.run_id)
+    run_id = _new_run()
+    log_sysmetrics(run_id)
     for command in ([script_path("mlflow-sysmetrics")], [sys.executable, "-m", "mlflow_sysmetrics"]):
         out = subprocess.run(
-            [*command, "show", run.info.run_id, "--json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
+            [*command, "show", run_id, "--json"], capture_output=True, text=True, env=env, timeout=120
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["sys.cpu_cores"] == str(os.cpu_count())
-    other = client.create_run(client.get_experiment_by_name("Default").experiment_id)
+    other = _new_run()
     script = script_path("mlflow-sysmetrics")
     logged = subprocess.run(
-        [script, "log", other.info.run_id, "--snapshot", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+        [script, "log", other, "--snapshot", "--json"], capture_output=True, text=True, env=env, timeout=120
     )
     assert logged.returncode == 0, logged.stderr
     assert "sys.cpu" in json.loads(logged.stdout)
-    artifacts = [a.path for a in client.list_artifacts(other.info.run_id, "sysmetrics")]
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(other, "sysmetrics")]
     assert artifacts == ["sysmetrics/system.json"]
     same = subprocess.run(
-        [script, "diff", run.info.run_id, other.info.run_id],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+        [script, "diff", run_id, other], capture_output=True, text=True, env=env, timeout=120
     )
     assert (same.returncode, same.stdout.split(":")[0]) == (0, "Same hardware")
     summary = subprocess.run(
@@ -213,13 +312,7 @@ def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
     )
     assert summary.returncode == 0, summary.stderr
     assert sum(kind["runs"] for kind in json.loads(summary.stdout)["kinds"]) >= 2
-    bad = subprocess.run(
-        [script_path("mlflow-sysmetrics"), "show", "f" * 32],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    bad = subprocess.run([script, "show", "f" * 32], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"Error: no run {'f' * 32} in {tracking.url}"]
 

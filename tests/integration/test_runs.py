@@ -147,7 +147,7 @@ def test_generators_span_the_iteration(store: Any) -> None:
 
 
 def test_async_generators(store: Any) -> None:
-    """An async generator's run spans the async iteration."""
+    """An async generator's run spans the async iteration: exhausted or closed early FINISHED, raising FAILED."""
     assert inspect.isasyncgenfunction(abatches)
 
     async def consume() -> list[str]:
@@ -156,6 +156,29 @@ def test_async_generators(store: Any) -> None:
     ids = asyncio.run(consume())
     assert len(set(ids)) == 1
     _assert_tagged(ids[0])
+
+    async def stop_early() -> str:
+        stream = abatches(10)
+        first = await stream.__anext__()
+        await stream.aclose()
+        return first
+
+    _assert_tagged(asyncio.run(stop_early()), "FINISHED")
+    seen: list[str] = []
+
+    @with_sysmetrics
+    async def failing() -> AsyncIterator[int]:
+        seen.append(mlflow.active_run().info.run_id)  # type: ignore[union-attr]
+        yield 1
+        raise Boom("bad stream")
+
+    async def consume_failing() -> None:
+        async for _ in failing():
+            pass
+
+    with pytest.raises(Boom, match="bad stream"):
+        asyncio.run(consume_failing())
+    _assert_tagged(seen[0], "FAILED")
 
 
 class Boom(RuntimeError):
@@ -217,6 +240,22 @@ def test_misuse_fails_at_decoration(make: Any, message: str) -> None:
         make()
 
 
+def test_tagging_an_open_run_that_fails_only_warns(
+    local_store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refusing our tags inside an active run: a warning, and the user's block goes on."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise MlflowException("the store is read-only")
+
+    with mlflow.start_run() as outer:
+        monkeypatch.setattr(mlflow.MlflowClient, "log_batch", refuse)
+        with sysmetrics_run() as same:
+            body_ran = same.info.run_id == outer.info.run_id
+    assert body_ran
+    assert f"could not tag run {outer.info.run_id} with system tags: the store is read-only" in caplog.text
+
+
 def test_inside_an_active_run(store: Any) -> None:
     """Bare use inside a run tags that run and leaves it open; nested=True opens a child."""
     with mlflow.start_run() as outer:
@@ -233,17 +272,60 @@ def test_inside_an_active_run(store: Any) -> None:
     assert child_run.data.tags["mlflow.parentRunId"] == outer_run.info.run_id
 
 
-def test_log_sysmetrics_on_a_client_made_run_is_one_request(tracking: Proxy) -> None:
-    """Runs made by MlflowClient.create_run (Lightning's logger) get the tags in one log-batch."""
+def test_log_sysmetrics_on_a_client_made_run_reads_once_writes_once(tracking: Proxy) -> None:
+    """A run made by MlflowClient.create_run: one read (its tags now), one log-batch with ours."""
     client = mlflow.MlflowClient()
     run = client.create_run(client.get_experiment_by_name("Default").experiment_id)
     tracking.reset()
     written = log_sysmetrics(run.info.run_id)
     assert tracking.count("POST", "/runs/log-batch") == 1
-    assert sum(tracking.counts.values()) == 1  # no other request at all
+    assert tracking.count("GET", "/runs/get") == 1
+    assert sum(tracking.counts.values()) == 2  # no other request at all
     stored = client.get_run(run.info.run_id).data.tags
     assert {k: stored[k] for k in written} == written
     assert set(written) >= SYSTEM_KEYS
+    tracking.reset()
+    assert log_sysmetrics(run.info.run_id) == {}  # the same machine again: nothing to write
+    assert tracking.count("POST", "/runs/log-batch") == 0
+
+
+def test_a_runs_facts_belong_to_the_machine_that_ran_it(
+    local_store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tagged on the H100, logged again from a CPU pod: kept, a warning names the differences."""
+    from tests.conftest import fixture_root
+
+    client = mlflow.MlflowClient()
+    run_id = client.create_run("0").info.run_id
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("h100-vm")))
+    _engine.clear_cache()
+    log_sysmetrics(run_id)
+    before = client.get_run(run_id).data.tags
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("cgroup-v2-nested")))
+    _engine.clear_cache()
+    assert log_sysmetrics(run_id) == {}
+    assert client.get_run(run_id).data.tags == before
+    assert "already carries system tags from another machine (sys.cpu:" in caplog.text
+    replaced = log_sysmetrics(run_id, overwrite=True)
+    after = client.get_run(run_id).data.tags
+    assert {k: v for k, v in after.items() if k.startswith("sys")} == replaced
+    assert "sys.gpu_driver" not in after
+
+
+def test_log_sysmetrics_to_another_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of MlflowClient("sqlite:///other.db"): tagged there, and no ./mlflow.db is made."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
+    written = log_sysmetrics(run_id, tracking_uri=uri)
+    assert set(written) >= SYSTEM_KEYS
+    assert set(client.get_run(run_id).data.tags) >= SYSTEM_KEYS
+    assert log_sysmetrics(run_id, client=client) == {}
+    assert not (tmp_path / "mlflow.db").exists()
+    with pytest.raises(TypeError, match="not both"):
+        log_sysmetrics(run_id, tracking_uri=uri, client=client)
 
 
 def test_log_sysmetrics_without_a_run(tracking: Proxy) -> None:

@@ -13,8 +13,8 @@ import sys
 import mlflow
 import torch.distributed as dist
 
-from mlflow_sysmetrics import sysmetrics_run
-from mlflow_sysmetrics.runs import _tags_for_existing_run
+from mlflow_sysmetrics import collect, sysmetrics_run
+from mlflow_sysmetrics.collectors import distributed
 
 
 def main() -> None:
@@ -31,7 +31,10 @@ def main() -> None:
     dist.barrier()
     with sysmetrics_run(run_id=run_id):
         dist.barrier()
-    tags, writes, _ = _tags_for_existing_run()
+    info = distributed.current()
+    mine = distributed.shared_run_tags(collect(), info)
+    writes = mine is not None
+    tags = mine if mine is not None else distributed.node_view(collect(), info)
     with open(os.path.join(results, f"rank{rank}.json"), "w") as handle:
         json.dump(
             {
