@@ -2,9 +2,9 @@
 
 Why not ``nvidia-ml-py`` (``pynvml``)? It is a binding to this same library, and importing it
 costs more than the whole pass here before NVML is even initialised (figures in the README's
-Performance section); these dozen calls cost nothing to define. ``nvmlInit`` and ``nvmlShutdown`` are reference counted by NVML,
-so this coexists with other users of NVML in the process (MLflow's system metrics,
-PyTorch); we shut down when done and keep no handle.
+Performance section); these dozen calls cost nothing to define. ``nvmlInit`` and
+``nvmlShutdown`` are reference counted by NVML, so this coexists with other users of NVML
+in the process (MLflow's system metrics, PyTorch); we shut down when done and keep no handle.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_show_here_table_and_json(store: str) -> None:
 
 
 def test_show_log_and_diff_runs(store: str) -> None:
-    """log tags a client-made run; show reads it back under a heading; a run against itself is 'same'."""
+    """Log tags a client-made run; show reads it back under a heading; a run against itself is 'same'."""
     run_id = _new_run("trainer")
     logged = invoke("log", run_id, "--json")
     assert logged.exit_code == 0, logged.output
