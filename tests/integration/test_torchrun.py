@@ -39,6 +39,7 @@ def _wait_for_port(port: int, agent: subprocess.Popen[str]) -> None:
     pytest.fail("node 0's torchrun agent did not open its rendezvous port")
 
 
+@pytest.mark.needs_torch
 def test_two_nodes_two_processes_each(tracking: Proxy, tmp_path: Path) -> None:
     """Node 0's plain keys tell its machine, node 1's sys.node1.* keys the other; two tag writes."""
     _torch_or_fail()

@@ -79,7 +79,13 @@ def test_sysctl_runs_once_per_process(tmp_path: Path, fake_commands: FakeCommand
     assert counter.read_text().count("x") == 1
 
 
-def test_macos_table_has_no_linux_only_collectors() -> None:
-    """The macOS table reads no Linux files: no container or cloud collector."""
-    names = [c.name for c in for_platform("macos")]
-    assert names == ["cpu", "memory", "os", "disk", "software", "gpu", "dist", "host"]
+def test_macos_collectors_read_no_linux_files(tmp_path: Path, fake_commands: FakeCommands) -> None:
+    """On macOS the CPU comes from sysctl, whatever a Linux file at the root says; no Linux-only tags."""
+    (tmp_path / "root" / "proc").mkdir(parents=True)
+    (tmp_path / "root" / "proc" / "cpuinfo").write_text("processor\t: 0\nmodel name\t: A LINUX FILE\n")
+    _record(tmp_path, fake_commands, M2_MAX_SYSCTL)
+    table = {c.name: c for c in for_platform("macos")}
+    ctx = Context(Root(str(tmp_path / "root")), time.monotonic() + 5)
+    assert table["cpu"].function(ctx)["sys.cpu"] == "Apple M2 Max"
+    keys = {key for c in table.values() for key in c.keys}
+    assert not keys & {"sys.container", "sys.cloud"}

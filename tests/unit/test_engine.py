@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,12 +51,58 @@ def test_static_facts_are_read_once(
 
 def test_disk_is_read_on_every_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Free space can change: it follows the working directory on every call."""
+    other = "/proc"  # a file system of its own, whose statvfs says 0 bytes
+    assert shutil.disk_usage(other).total != shutil.disk_usage(tmp_path).total  # two that differ
     monkeypatch.chdir(tmp_path)
     before = collect()["sys.disk_total_gb"]
-    monkeypatch.chdir("/dev/shm" if os.path.isdir("/dev/shm") else "/")
-    after = collect()
-    assert before == T.gb(shutil.disk_usage(tmp_path).total)
-    assert after["sys.disk_total_gb"] == T.gb(shutil.disk_usage(os.getcwd()).total)
+    monkeypatch.chdir(other)
+    after = collect()["sys.disk_total_gb"]
+    assert (before, after) == (T.gb(shutil.disk_usage(tmp_path).total), T.gb(shutil.disk_usage(other).total))
+    assert before != after
+
+
+def test_a_stuck_network_mount_costs_one_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statvfs on a mount that is not local runs under the deadline; stuck, it is not tried again."""
+    released = threading.Event()
+    calls: list[str] = []
+
+    def hung_statvfs(path: str) -> object:  # a dead NFS server: the call never returns
+        calls.append(threading.current_thread().name)
+        released.wait(10)
+        raise OSError("released")
+
+    monkeypatch.chdir("/proc")  # not a local file system type, so statvfs is guarded
+    monkeypatch.setattr(shutil, "disk_usage", hung_statvfs)
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.3")
+    started = time.monotonic()
+    tags = collect()
+    assert time.monotonic() - started < 0.9
+    assert "disk: TimeoutError: statvfs gave no answer before the deadline" in tags["sysmetrics.error"]
+    assert "sys.disk_free_gb" not in tags
+    assert tags["sys.cpu_cores"] == str(os.cpu_count())
+    started = time.monotonic()
+    again = collect()
+    assert time.monotonic() - started < 0.1
+    assert "statvfs is still stuck from an earlier call" in again["sysmetrics.error"]
+    released.set()
+    assert calls == ["mlflow-sysmetrics-statvfs"]
+
+
+def test_a_local_file_system_is_read_in_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local mount (per mountinfo) answers at once: no helper thread is started for it."""
+    real = shutil.disk_usage
+    threads: list[str] = []
+
+    def recording(path: str) -> object:
+        threads.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", recording)
+    assert "sys.disk_free_gb" in collect()
+    assert threads == [threading.current_thread().name]
 
 
 def test_exclude_skips_the_collector_entirely(
@@ -164,15 +212,13 @@ def test_bad_root_warns_and_reads_this_machine(
     assert caplog.text.count("MLFLOW_SYSMETRICS_ROOT") == 1
 
 
-def test_fork_child_collects_without_hanging(replay: Replay) -> None:
-    """collect() in a parent, fork, collect() in the child (as DataLoader workers do)."""
-    replay("h100-vm")
-    parent = collect()
+def _in_a_forked_child(work: Callable[[], object]) -> object:
+    """``work()``'s JSON-ready result, computed in a forked child that must end within 20 s."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report and leave at once
         try:
-            os.write(write_end, json.dumps(collect()).encode())
+            os.write(write_end, json.dumps(work()).encode())
         finally:
             os._exit(0)
     os.close(write_end)
@@ -184,34 +230,56 @@ def test_fork_child_collects_without_hanging(replay: Replay) -> None:
         time.sleep(0.02)
     else:
         os.kill(pid, 9)
-        pytest.fail("the forked child hung in collect()")
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
     with os.fdopen(read_end) as pipe:
-        child = json.loads(pipe.read())
-    assert {k: v for k, v in child.items() if "disk" not in k} == {
-        k: v for k, v in parent.items() if "disk" not in k
-    }
+        return json.loads(pipe.read())
+
+
+def _lasting(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if "disk" not in k}
+
+
+def test_fork_child_collects_without_hanging(replay: Replay) -> None:
+    """collect() in a parent, fork, collect() in the child (as DataLoader workers do): the same facts."""
+    replay("h100-vm")
+    parent = collect()
+    child = _in_a_forked_child(collect)
+    assert child == {**parent, **{k: v for k, v in child.items() if "disk" in k}}
+    assert len(_lasting(parent)) >= 15
 
 
 def test_fork_while_a_collector_is_stuck(
     monkeypatch: pytest.MonkeyPatch, replay: Replay, fake_commands: FakeCommands
 ) -> None:
-    """A fork while the parent still waits on a wedged tool: the child starts afresh."""
+    """A fork while the parent still waits on a wedged tool: the child starts afresh, other facts intact."""
     replay("h100-vm", commands=False)
     fake_commands(scripts={"nvidia-smi": "sleep 5"})
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.2")
-    collect()  # leaves the gpu collector waiting in its thread
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(write_end, json.dumps(collect()).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    _, _ = os.waitpid(pid, 0)
-    with os.fdopen(read_end) as pipe:
-        child = json.loads(pipe.read())
-    assert child["sys.cpu"] == "Intel(R) Xeon(R) Processor"
+    parent = collect()  # leaves the gpu collector waiting in its thread
+    child = _in_a_forked_child(collect)
+    assert isinstance(child, dict)
+    assert "gpu: TimeoutError" in child["sysmetrics.error"]  # tried again in the child, and timed out again
+    unchanged = {k: v for k, v in _lasting(parent).items() if k != "sysmetrics.error"}
+    assert {k: child[k] for k in unchanged} == unchanged
+    assert {"sys.cpu", "sys.memory_gb", "sys.os", "sys.container"} <= set(unchanged)
+
+
+def test_fork_while_a_statvfs_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child forked while the parent's statvfs hangs does not inherit "still stuck": it tries itself."""
+    from mlflow_sysmetrics._context import Context
+    from mlflow_sysmetrics._files import Root
+
+    released = threading.Event()
+    with pytest.raises(TimeoutError):
+        Context(Root(), time.monotonic() + 0.1).within_deadline(lambda: released.wait(10), "statvfs")
+    with pytest.raises(TimeoutError, match="still stuck"):
+        Context(Root(), time.monotonic() + 0.1).within_deadline(lambda: 1, "statvfs")
+    child = _in_a_forked_child(
+        lambda: Context(Root(), time.monotonic() + 5).within_deadline(lambda: 42, "statvfs")
+    )
+    released.set()
+    assert child == 42
 
 
 def test_snapshot_document(replay: Replay) -> None:

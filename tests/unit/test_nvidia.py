@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mlflow_sysmetrics import collect, snapshot
-from mlflow_sysmetrics.collectors import _nvml, nvidia
+from mlflow_sysmetrics.collectors import nvidia
 from tests.conftest import FIXTURES, FakeCommands, Replay, fixture_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,10 +272,8 @@ def test_nvidia_smi_hang_costs_one_deadline(
     assert first < 1.5  # loosely: under 3x the deadline
     assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
-    assert "sys.gpu" not in tags or tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
-    time.sleep(0.3)  # the killed tool's collector finishes and is remembered
     started = time.monotonic()
-    again = collect()
+    again = collect()  # the collector that missed its deadline is not waited on again
     assert time.monotonic() - started < 0.25
     assert "gpu: TimeoutError" in again["sysmetrics.error"]
 
@@ -361,19 +359,13 @@ def test_nvml_one_gpu_failing_keeps_the_other(fake_nvml: Path, tmp_path: Path) -
     assert "GPU is lost" in tags["sysmetrics.error"]
 
 
-def test_nvml_failing_falls_back_to_the_driver_files(fake_nvml: Path, tmp_path: Path) -> None:
-    """NVML failing to start: no GPU where no driver is loaded, else the driver files' GPUs.
-
-    A CUDA image on a CPU host has NVML but no driver. On a real NVIDIA machine the driver's
-    files still list the GPUs, and NVML's failure is named.
-    """
+def test_nvml_failing_without_a_driver_is_no_gpu(fake_nvml: Path, tmp_path: Path) -> None:
+    """A CUDA image on a CPU host: NVML is there but the driver is not, so there is no GPU and no error."""
+    if os.path.isdir("/proc/driver/nvidia/gpus"):
+        pytest.skip("this host has an NVIDIA driver; benchmarks/gpu_check.sh checks that case on one")
     tags = _run_with_nvml(fake_nvml, (NVML_SPECS / "driver-not-loaded.txt").read_text(), tmp_path, COLLECT)
-    if os.path.isdir("/proc/driver/nvidia/gpus"):  # a real NVIDIA machine
-        assert int(tags["sys.gpu_count"]) >= 1
-        assert "gpu: NVMLError: nvmlInit_v2 returned 9: Driver Not Loaded" in tags["sysmetrics.error"]
-    else:
-        assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("None", "0")
-        assert "sysmetrics.error" not in tags
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("None", "0")
+    assert "sysmetrics.error" not in tags
 
 
 def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -> None:
@@ -388,9 +380,3 @@ def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -
     assert float(tags["elapsed"]) < 1.5
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     assert "sys.cpu" in tags
-
-
-def test_nvml_library_names_per_platform() -> None:
-    """The Linux soname is tried first; nothing else is needed from the bindings package."""
-    assert _nvml.library_names()[0] == "libnvidia-ml.so.1"
-    assert _nvml.cuda_version_text(12040) == "12.4"

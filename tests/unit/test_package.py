@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,47 @@ def test_public_surface_is_explicit_and_documented() -> None:
         assert f"`{name}" in readme, f"{name} is not in the README"
 
 
-def test_typed_package() -> None:
-    """py.typed ships with the package."""
-    assert (Path(mlflow_sysmetrics.__file__).parent / "py.typed").exists()
+def test_the_built_wheel_installs_what_users_get(tmp_path: Path) -> None:
+    """Build the wheel, install it in a fresh venv: entry point, console script, py.typed, a working import."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("mlflow_sysmetrics-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", site, str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    code = (
+        "import json, importlib.metadata as md, pathlib, mlflow_sysmetrics as m\n"
+        "eps = md.entry_points()\n"
+        "print(json.dumps({\n"
+        "  'provider': [e.value for e in eps.select(group='mlflow.run_context_provider', name='sysmetrics')],\n"
+        "  'script': [e.value for e in eps.select(group='console_scripts', name='mlflow-sysmetrics')],\n"
+        "  'typed': (pathlib.Path(m.__file__).parent / 'py.typed').is_file(),\n"
+        "  'where': m.__file__,\n"
+        "  'version': md.version('mlflow-sysmetrics') == m.__version__,\n"
+        "}))\n"
+    )
+    found = json.loads(
+        subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    )
+    assert found["provider"] == ["mlflow_sysmetrics:SysMetricsRunContextProvider"]
+    assert found["script"] == ["mlflow_sysmetrics.cli:script"]
+    assert found["typed"] is True
+    assert found["version"] is True
+    assert found["where"].startswith(site)  # the installed copy, not this checkout

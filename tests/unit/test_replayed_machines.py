@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ctypes.util
 import os
-from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import pytest
 
 from mlflow_sysmetrics import collect
 from tests.conftest import Replay
@@ -105,19 +109,19 @@ def test_gcp_and_azure_firmware(replay: Replay) -> None:
     assert "sys.instance_type" not in azure
 
 
-def _cpuinfo_model() -> str | None:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.lower().startswith("model name"):
-            return " ".join(line.split(":", 1)[1].split())
-    return None
+def _lscpu(field: str) -> str:
+    """A field of util-linux's lscpu, a reader of /proc/cpuinfo that is not ours."""
+    lscpu = shutil.which("lscpu")
+    assert lscpu, "util-linux's lscpu is needed to check the live machine's CPU against"
+    output = subprocess.run([lscpu], capture_output=True, text=True, check=True, env={"LC_ALL": "C"}).stdout
+    return next(line.split(":", 1)[1].strip() for line in output.splitlines() if line.startswith(f"{field}:"))
 
 
 def test_this_machine_is_told_truly() -> None:
-    """On the live machine: the cpuinfo model, os.cpu_count() cores, and no error."""
+    """On the live machine: lscpu's model and CPU count, the usable cores no more than those, no error."""
     tags = collect()
-    model = _cpuinfo_model()
-    if model is not None:
-        assert tags["sys.cpu"] == model
+    assert tags["sys.cpu"] == _lscpu("Model name")
+    assert tags["sys.cpu_cores"] == _lscpu("CPU(s)")
     assert tags["sys.cpu_cores"] == str(os.cpu_count())
     assert float(tags["sys.cpu_available"]) <= os.cpu_count()  # type: ignore[operator]
     assert "sysmetrics.error" not in tags
@@ -129,3 +133,14 @@ def test_this_machine_is_told_truly() -> None:
         assert tags["sys.gpu_count"] == "0"
     for key in ("sys.memory_gb", "sys.disk_free_gb", "sys.disk_total_gb"):
         assert float(tags[key]) > 0
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="os.process_cpu_count() came with Python 3.13")
+def test_usable_cores_agree_with_process_cpu_count() -> None:
+    """Where no cgroup quota applies, sys.cpu_available is what Python 3.13 says the process may use."""
+    from mlflow_sysmetrics._files import Root
+    from mlflow_sysmetrics.collectors import _cgroup
+
+    if _cgroup.cpu_quota(Root()) is not None:
+        pytest.skip("a cgroup CPU quota applies here, which process_cpu_count() does not read")
+    assert collect()["sys.cpu_available"] == str(os.process_cpu_count())  # type: ignore[attr-defined]

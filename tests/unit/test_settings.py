@@ -84,9 +84,22 @@ def test_provider_switch(monkeypatch: pytest.MonkeyPatch, value: str, enabled: b
     assert SysMetricsRunContextProvider().in_context() is enabled
 
 
-def test_provider_tags_are_collect(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The provider's tags() is collect()."""
-    provider = SysMetricsRunContextProvider()
-    assert {k: v for k, v in provider.tags().items() if "disk" not in k} == {
-        k: v for k, v in collect().items() if "disk" not in k
-    }
+def test_provider_tags_describe_the_machine(replay) -> None:  # type: ignore[no-untyped-def]
+    """The provider MLflow calls tags the replayed H100 with its captured facts."""
+    replay("h100-vm")
+    tags = SysMetricsRunContextProvider().tags()
+    assert (tags["sys.gpu"], tags["sys.cpu"], tags["sys.cuda_driver"]) == (
+        "NVIDIA H100 80GB HBM3",
+        "Intel(R) Xeon(R) Processor",
+        "13.0",
+    )
+
+
+def test_provider_reuses_what_a_door_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a door creates a run it already collected for, the provider returns those tags, not new ones."""
+    from mlflow_sysmetrics import _engine
+
+    handed = {"sys.cpu": "handed over"}
+    with _engine.handing_over(handed):
+        assert SysMetricsRunContextProvider().tags() == handed
+    assert SysMetricsRunContextProvider().tags()["sys.cpu"] != "handed over"

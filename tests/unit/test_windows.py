@@ -119,7 +119,11 @@ def test_cloud_from_registry_bios_key() -> None:
     assert cloud.classify(windows.dmi(WORKSTATION)) == {"sys.cloud": "aws", "sys.instance_type": "g5.xlarge"}
 
 
-def test_windows_table() -> None:
-    """The Windows table reads the registry for CPU, GPU and cloud."""
-    names = [c.name for c in for_platform("windows")]
-    assert names == ["cpu", "memory", "os", "disk", "software", "gpu", "dist", "host", "cloud"]
+def test_windows_table_reads_the_registry_not_linux_files() -> None:
+    """The Windows table's CPU and cloud collectors are the registry's; no Linux-only tags."""
+    table = {c.name: c for c in for_platform("windows")}
+    assert table["cloud"].function.__name__ == "collect_windows"
+    assert table["cpu"].function is windows.collect_cpu
+    keys = {key for c in table.values() for key in c.keys}
+    assert "sys.cloud" in keys
+    assert "sys.container" not in keys
