@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import _platform
 from .. import tags as T
 from .._context import Collector
-from . import accelerators, cloud, container, cpu, disk, distributed, memory, software, system
+from . import accelerators, cloud, container, cpu, disk, distributed, memory, network, software, system
 
 CPU_KEYS = (T.CPU, T.CPU_CORES, T.CPU_PHYSICAL_CORES, T.CPU_AVAILABLE)
 MEMORY_KEYS = (T.MEMORY_GB, T.MEMORY_LIMIT_GB)
@@ -21,7 +21,10 @@ GPU_KEYS = (
     T.CUDA_DRIVER,
     T.GPU_COMPUTE_CAPABILITY,
     T.GPU_MIG,
+    T.GPU_POWER_LIMIT_W,
+    T.GPU_LINK,
 )
+FRAMEWORK_KEYS = (T.FRAMEWORKS, T.CUDA_RUNTIME, T.CUDNN, T.NCCL)
 DIST_KEYS = (
     T.DIST_RANK,
     T.DIST_LOCAL_RANK,
@@ -39,7 +42,8 @@ def for_platform(name: str) -> tuple[Collector, ...]:
     gpu = Collector("gpu", accelerators.collect, GPU_KEYS, env=accelerators.VISIBILITY_ENV)
     dist = Collector("dist", distributed.collect, DIST_KEYS, inline=True)
     host = Collector("host", system.collect_host, (T.HOST,))
-    common_tail = (disk_, software_, gpu, dist, host)
+    frameworks = Collector("frameworks", software.collect_frameworks, FRAMEWORK_KEYS, inline=True)
+    common_tail = (disk_, software_, frameworks, gpu, dist, host)
     if name == "linux":
         return (
             Collector("cpu", cpu.collect_linux, CPU_KEYS),
@@ -48,6 +52,7 @@ def for_platform(name: str) -> tuple[Collector, ...]:
             *common_tail,
             Collector("container", container.collect, (T.CONTAINER,), env=container.ENV),
             Collector("cloud", cloud.collect_linux, (T.CLOUD, T.INSTANCE_TYPE)),
+            Collector("network", network.collect_linux, (T.NETWORK,)),
         )
     if name == "macos":
         from . import apple
@@ -74,6 +79,7 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         Collector("os", system.collect_other, (T.PLATFORM, T.OS)),
         disk_,
         software_,
+        frameworks,
         dist,
         host,
     )

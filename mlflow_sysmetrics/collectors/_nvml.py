@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 from .. import _platform, _state
 from .gpu import Device, Inventory
@@ -22,6 +23,9 @@ NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_ERROR_INVALID_ARGUMENT = 2
+#: nvml.h's NVML_NVLINK_MAX_LINKS: links are asked by index up to this many.
+NVLINK_MAX_LINKS = 18
 _BUFFER = 96
 
 
@@ -121,12 +125,48 @@ def _optional(lib: ctypes.CDLL, function: str, *args: object) -> bool:
     return True
 
 
+def _unsigned(lib: ctypes.CDLL, function: str, handle: ctypes.c_void_p) -> int | None:
+    value = ctypes.c_uint()
+    return value.value if _optional(lib, function, handle, ctypes.byref(value)) else None
+
+
+def _nvlink_links(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> int | None:
+    """Active NVLink links, asked link by link; ``None`` for a GPU without NVLink."""
+    active = 0
+    supported = False
+    state = ctypes.c_uint()
+    for link in range(NVLINK_MAX_LINKS):
+        try:
+            if not _optional(
+                lib, "nvmlDeviceGetNvLinkState", handle, ctypes.c_uint(link), ctypes.byref(state)
+            ):
+                break
+        except NVMLError as exc:
+            if exc.code == NVML_ERROR_INVALID_ARGUMENT:  # past the GPU's last link
+                break
+            raise
+        supported = True
+        active += state.value == 1
+    return active if supported else None
+
+
+def _link_and_power(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> dict[str, Any]:
+    """What explains a slow GPU beside its model: power cap, PCIe link, NVLink."""
+    milliwatts = _unsigned(lib, "nvmlDeviceGetEnforcedPowerLimit", handle)
+    return {
+        "power_limit_w": milliwatts / 1000 if milliwatts else None,
+        "pcie_generation": _unsigned(lib, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
+        "pcie_width": _unsigned(lib, "nvmlDeviceGetCurrPcieLinkWidth", handle),
+        "nvlink_links": _nvlink_links(lib, handle),
+    }
+
+
 def cuda_version_text(version: int) -> str:
     """``13000`` -> ``13.0``, ``12040`` -> ``12.4`` (NVML's encoding: major*1000 + minor*10)."""
     return f"{version // 1000}.{(version % 1000) // 10}"
 
 
-def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) -> Device:
+def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, details: bool = True) -> Device:
     name = _text(lib, "nvmlDeviceGetName", handle)
     uuid: str | None = _text(lib, "nvmlDeviceGetUUID", handle) or None
     memory = _Memory()
@@ -154,6 +194,7 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) ->
     instances: list[Device] = []
     if _optional(lib, "nvmlDeviceGetMigMode", handle, ctypes.byref(current), ctypes.byref(pending)):
         mig_enabled = current.value == 1
+    extra = _link_and_power(lib, handle) if details else {}
     if mig_enabled:
         slots = ctypes.c_uint()
         if _optional(lib, "nvmlDeviceGetMaxMigDeviceCount", handle, ctypes.byref(slots)):
@@ -167,21 +208,22 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) ->
                     if exc.code != NVML_ERROR_NO_PERMISSION:
                         raise
                     continue  # another container's instance: not ours to use
-                if present:
-                    instances.append(_device(lib, child, len(instances), mig=True))
+                if present:  # a MIG instance runs under its GPU's power cap and links
+                    instances.append(_device(lib, child, len(instances), mig=True)._replace(**extra))
     return Device(
-        "nvidia", index, name, uuid, memory_bytes, bus_id, capability, mig_enabled, tuple(instances)
+        "nvidia", index, name, uuid, memory_bytes, bus_id, capability, mig_enabled, tuple(instances), **extra
     )
 
 
-def inventory() -> Inventory:
+def inventory(details: bool = True) -> Inventory:
     """Every NVIDIA GPU this process may use, as NVML sees it, with driver and CUDA versions.
 
     ``nvmlDeviceGetCount_v2`` counts every GPU of the machine, even those whose handle is
     refused with ``NVML_ERROR_NO_PERMISSION`` (nvml.h), as happens to the GPUs a SLURM job
     was not given: those are left out. A GPU that fails otherwise is left out and named in
     the inventory's errors; the others keep their facts. Nearly all the cost is
-    ``nvmlInit_v2`` and the first handle; the queries take microseconds.
+    ``nvmlInit_v2`` and the first handle; the queries take microseconds. ``details=False``
+    leaves out the power cap and links (``benchmarks/nvml_breakdown.py`` compares the two).
     """
     lib = load()
     _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
@@ -204,7 +246,7 @@ def inventory() -> Inventory:
                     "nvmlDeviceGetHandleByIndex_v2",
                     lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
                 )
-                devices.append(_device(lib, handle, len(devices), mig=False))
+                devices.append(_device(lib, handle, len(devices), mig=False, details=details))
             except NVMLError as exc:
                 if exc.code == NVML_ERROR_NO_PERMISSION:
                     notes.append(f"NVML device {index}: no permission (not granted to this process)")

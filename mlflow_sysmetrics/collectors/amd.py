@@ -123,6 +123,15 @@ def table_name(device_id: int, revision: int | None) -> tuple[str | None, bool]:
     return name, "/" not in name
 
 
+def power_cap_w(root: Root, base: str) -> float | None:
+    """The power cap ``amdgpu`` enforces, from its hwmon ``power1_cap`` (microwatts)."""
+    for hwmon in root.listdir(f"{base}/hwmon"):
+        microwatts = _bytes(root.read_line(f"{base}/hwmon/{hwmon}/power1_cap"))
+        if microwatts:
+            return microwatts / 1e6
+    return None
+
+
 def from_sysfs(root: Root) -> Inventory | None:
     """AMD accelerators on the PCI bus that ``amdgpu`` serves, with what it tells of them."""
     return _from_sysfs(root)[0]
@@ -145,6 +154,7 @@ def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
         integrated = found.device in INTEGRATED_IDS
         if not integrated and (memory is None or not (product or final)):
             unsure = True
+        pcie = pci.link(root, found.bus)
         devices.append(
             Device(
                 "amd",
@@ -154,6 +164,9 @@ def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
                 memory_bytes=memory,
                 bus_id=found.bus,
                 integrated=integrated,
+                power_limit_w=power_cap_w(root, base),
+                pcie_generation=pcie[0] if pcie else None,
+                pcie_width=pcie[1] if pcie else None,
             )
         )
     if not devices and not notes:

@@ -30,6 +30,13 @@ class Device(NamedTuple):
     integrated: bool = False
     #: A MIG instance's GPU instance and compute instance ids (the old ``MIG-GPU-<uuid>/<gi>/<ci>`` names).
     mig_ids: tuple[int, int] | None = None
+    #: The power limit the GPU enforces, in watts (a MIG instance: its GPU's).
+    power_limit_w: float | None = None
+    #: The PCIe link's maximum generation and its negotiated width (lanes).
+    pcie_generation: int | None = None
+    pcie_width: int | None = None
+    #: Active NVLink links; ``None`` where the GPU has no NVLink (or it cannot be read).
+    nvlink_links: int | None = None
 
 
 class Inventory(NamedTuple):
@@ -93,6 +100,23 @@ def _per_model(found: dict[str, str], devices: Sequence[Device]) -> None:
         found[T.GPU_COMPUTE_CAPABILITY] = (
             unique[0] if len(unique) == 1 else ", ".join(c for c in capabilities if c)
         )
+    limits = [members[0].power_limit_w for _, members in groups]
+    if all(limit is not None and limit > 0 for limit in limits):
+        found[T.GPU_POWER_LIMIT_W] = ", ".join(T.decimal(limit) for limit in limits if limit is not None)
+    links = [link_text(device) for device in devices]
+    known = {link for link in links if link is not None}
+    if known and len(known) == len(set(links)):  # every GPU's link is known
+        found[T.GPU_LINK] = known.pop() if len(known) == 1 else "mixed"
+
+
+def link_text(device: Device) -> str | None:
+    """``PCIe Gen5 x16, NVLink 18 links`` for one GPU; ``None`` when its PCIe link is not known."""
+    if device.pcie_generation is None or device.pcie_width is None:
+        return None
+    text = f"PCIe Gen{device.pcie_generation} x{device.pcie_width}"
+    if device.nvlink_links:
+        text += f", NVLink {device.nvlink_links} link{'s' if device.nvlink_links != 1 else ''}"
+    return text
 
 
 def _machine_wide(

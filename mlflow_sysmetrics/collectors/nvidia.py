@@ -12,9 +12,11 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from typing import Any
 
 from .._context import Context
 from .._files import Root
+from . import pci
 from .gpu import Device, Inventory
 
 _LOG = logging.getLogger("mlflow_sysmetrics")
@@ -111,6 +113,11 @@ def _clean(value: str | None) -> str | None:
     return value
 
 
+def _watts(value: str | None) -> float | None:
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*W?\s*$", value or "")
+    return float(match.group(1)) if match else None
+
+
 def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
     """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
     try:
@@ -142,9 +149,77 @@ def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
                 bus,
                 _clean(values.get("compute_cap")),
                 None if mig is None else mig.lower() == "enabled",
+                power_limit_w=_watts(_clean(values.get("power.limit"))),
             )
         )
     return devices, driver
+
+
+def parse_q_links(text: str) -> dict[str, tuple[int, int]]:
+    """Each GPU's PCIe link from ``nvidia-smi -q``: the maximum generation and the current width.
+
+    The ``GPU Link Info`` section lists ``PCIe Generation`` (``Max``: the most the GPU and the
+    system allow; ``Current`` drops when idle) and ``Link Width`` (``Current``: negotiated).
+    """
+    found: dict[str, tuple[int, int]] = {}
+    bus = section = ""
+    generations: dict[str, int] = {}
+    widths: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("GPU "):
+            bus, section = _bus_key(line[4:].strip()), ""
+            continue
+        key, sep, value = line.partition(":")
+        name = key.strip()
+        if not sep:
+            section = name
+            continue
+        number = re.match(r"\s*(\d+)x?\s*$", value)
+        if not bus or number is None:
+            continue
+        if section == "PCIe Generation" and name == "Max":
+            generations[bus] = int(number.group(1))
+        elif section == "Link Width" and name == "Current":
+            widths[bus] = int(number.group(1))
+    for key, gen in generations.items():
+        if widths.get(key):
+            found[key] = (gen, widths[key])
+    return found
+
+
+def _with_links(ctx: Context, inventory: Inventory) -> Inventory:
+    """The fallback inventory with each GPU's PCIe link: from sysfs, else ``nvidia-smi -q``.
+
+    A MIG instance runs under its GPU's power cap and links, so it shares them.
+    """
+    links = {
+        _bus_key(d.bus_id): pci.link(ctx.root, _sysfs_bus(d.bus_id)) for d in inventory.devices if d.bus_id
+    }
+    if any(value is None for value in links.values()):
+        try:
+            found = parse_q_links(ctx.run(["nvidia-smi", "-q"]))
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            ctx.note_error(exc)
+            found = {}
+        links = {key: value or found.get(key) for key, value in links.items()}
+    devices = []
+    for device in inventory.devices:
+        pcie = links.get(_bus_key(device.bus_id))
+        shared: dict[str, Any] = {"power_limit_w": device.power_limit_w}
+        if pcie is not None:
+            shared.update(pcie_generation=pcie[0], pcie_width=pcie[1])
+        instances = tuple(i._replace(**shared) for i in device.mig_devices)
+        devices.append(device._replace(**shared, mig_devices=instances))
+    return inventory._replace(devices=tuple(devices))
+
+
+def _sysfs_bus(bus: str | None) -> str:
+    """``0000:00:06.0`` as sysfs names a device, from NVIDIA's ``00000000:00:06.0``."""
+    domain, _, rest = (bus or "").lower().partition(":")
+    try:
+        return f"{int(domain, 16):04x}:{rest}"
+    except ValueError:
+        return (bus or "").lower()
 
 
 def parse_cuda_version(text: str) -> str | None:
@@ -202,19 +277,11 @@ def from_nvidia_smi(ctx: Context) -> Inventory | None:
     if any(d.mig_enabled for d in devices):
         instances = parse_list(ctx.run(["nvidia-smi", "-L"]))
         devices = [
-            Device(
-                d.vendor,
-                d.index,
-                d.name,
-                d.uuid,
-                d.memory_bytes,
-                d.bus_id,
-                d.compute_capability,
-                d.mig_enabled,
-                tuple(
+            d._replace(
+                mig_devices=tuple(
                     Device("nvidia", m.index, f"{d.name} {m.name}", m.uuid)
                     for m in instances.get(d.uuid or "", [])
-                ),
+                )
             )
             for d in devices
         ]
@@ -242,6 +309,7 @@ def _merge(proc: Inventory, smi: Inventory) -> Inventory:
                 extra.compute_capability,
                 extra.mig_enabled,
                 extra.mig_devices,
+                power_limit_w=extra.power_limit_w,
             )
         )
     return Inventory(
@@ -287,4 +355,4 @@ def inventory(ctx: Context) -> Inventory | None:
     except (RuntimeError, TimeoutError, OSError, ValueError) as exc:
         ctx.note_error(exc)
         return proc
-    return proc if smi is None else _merge(proc, smi)
+    return proc if smi is None else _with_links(ctx, _merge(proc, smi))

@@ -75,3 +75,29 @@ def unusable_reason(device: PciDevice, driver: str) -> str | None:
     if device.driver is None:
         return f"{device.bus} is bound to no driver"
     return f"{device.bus} is bound to {device.driver}, not {driver}"
+
+
+#: PCIe generation by link speed in GT/s (PCI Express Base Specification).
+_GENERATIONS = {2.5: 1, 5.0: 2, 8.0: 3, 16.0: 4, 32.0: 5, 64.0: 6, 128.0: 7}
+
+
+def generation(speed: str | None) -> int | None:
+    """PCIe generation from a sysfs link speed such as ``32.0 GT/s PCIe``; ``None`` if unknown."""
+    try:
+        return _GENERATIONS.get(float((speed or "").split()[0]))
+    except (ValueError, IndexError):
+        return None
+
+
+def link(root: Root, bus: str) -> tuple[int, int] | None:
+    """The link's maximum generation and negotiated width (``max_link_speed``, ``current_link_width``).
+
+    Not the current speed: an idle GPU drops to a lower generation to save power.
+    """
+    base = f"{DEVICES}/{bus}"
+    gen = generation(root.read_line(f"{base}/max_link_speed"))
+    try:
+        width = int(root.read_line(f"{base}/current_link_width") or "")
+    except ValueError:
+        return None
+    return (gen, width) if gen and width > 0 else None

@@ -12,6 +12,11 @@
  *                                         e.g. 4 = NVML_ERROR_NO_PERMISSION, what a SLURM job
  *                                         gets for the GPUs it was not given)
  *   mig_handle_error <parent> <slot> <code>  (nvmlDeviceGetMigDeviceHandleByIndex fails)
+ *   power <index> <milliwatts>           (nvmlDeviceGetEnforcedPowerLimit; else NOT_SUPPORTED)
+ *   pcie <index> <max generation> <width> (nvmlDeviceGetMaxPcieLinkGeneration, ...CurrPcieLinkWidth)
+ *   nvlink <index> <links> <active links> (nvmlDeviceGetNvLinkState: links 0..links-1, the first
+ *                                         <active> active; INVALID_ARGUMENT past the last link;
+ *                                         NOT_SUPPORTED without this line)
  * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
@@ -28,6 +33,8 @@ typedef struct device {
     unsigned long long memory;
     int cc_major, cc_minor, mig;
     int parent, gi, ci, handle_error, is_mig;
+    unsigned power_mw, pcie_gen, pcie_width;
+    int nvlinks, nvlinks_active;
     int slot_error[8];
     struct device *children[8];
     int child_count;
@@ -72,6 +79,20 @@ static void load(void) {
             int index, code;
             if (sscanf(line + 13, "%d %d", &index, &code) == 2 && index >= 0 && index < MAX_DEVICES)
                 gpus[index].handle_error = code;
+        } else if (!strncmp(line, "power ", 6)) {
+            int index; unsigned mw;
+            if (sscanf(line + 6, "%d %u", &index, &mw) == 2 && index >= 0 && index < MAX_DEVICES)
+                gpus[index].power_mw = mw;
+        } else if (!strncmp(line, "pcie ", 5)) {
+            int index; unsigned gen, width;
+            if (sscanf(line + 5, "%d %u %u", &index, &gen, &width) == 3 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].pcie_gen = gen; gpus[index].pcie_width = width;
+            }
+        } else if (!strncmp(line, "nvlink ", 7)) {
+            int index, links, active;
+            if (sscanf(line + 7, "%d %d %d", &index, &links, &active) == 3 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].nvlinks = links; gpus[index].nvlinks_active = active;
+            }
         } else if (!strncmp(line, "mig_handle_error ", 17)) {
             int parent, slot, code;
             if (sscanf(line + 17, "%d %d %d", &parent, &slot, &code) == 3 && parent >= 0 &&
@@ -163,5 +184,26 @@ int nvmlDeviceGetGpuInstanceId(device_t *d, unsigned int *id) {
 int nvmlDeviceGetComputeInstanceId(device_t *d, unsigned int *id) {
     if (!d->is_mig) return 3;
     *id = (unsigned)d->ci;
+    return 0;
+}
+int nvmlDeviceGetEnforcedPowerLimit(device_t *d, unsigned int *limit) {
+    if (!d->power_mw) return 3;
+    *limit = d->power_mw;
+    return 0;
+}
+int nvmlDeviceGetMaxPcieLinkGeneration(device_t *d, unsigned int *gen) {
+    if (!d->pcie_gen) return 3;
+    *gen = d->pcie_gen;
+    return 0;
+}
+int nvmlDeviceGetCurrPcieLinkWidth(device_t *d, unsigned int *width) {
+    if (!d->pcie_width) return 3;
+    *width = d->pcie_width;
+    return 0;
+}
+int nvmlDeviceGetNvLinkState(device_t *d, unsigned int link, unsigned int *active) {
+    if (!d->nvlinks) return 3;               /* NVML_ERROR_NOT_SUPPORTED */
+    if (link >= (unsigned)d->nvlinks) return 2; /* NVML_ERROR_INVALID_ARGUMENT */
+    *active = link < (unsigned)d->nvlinks_active ? 1 : 0;
     return 0;
 }

@@ -283,7 +283,9 @@ def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
     """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.url)
     run_id = _new_run()
-    log_sysmetrics(run_id)
+    script = script_path("mlflow-sysmetrics")
+    first = subprocess.run([script, "log", run_id], capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
     for command in ([script_path("mlflow-sysmetrics")], [sys.executable, "-m", "mlflow_sysmetrics"]):
         out = subprocess.run(
             [*command, "show", run_id, "--json"], capture_output=True, text=True, env=env, timeout=120
@@ -291,7 +293,6 @@ def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["sys.cpu_cores"] == str(os.cpu_count())
     other = _new_run()
-    script = script_path("mlflow-sysmetrics")
     logged = subprocess.run(
         [script, "log", other, "--snapshot", "--json"], capture_output=True, text=True, env=env, timeout=120
     )

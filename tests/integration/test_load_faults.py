@@ -70,7 +70,8 @@ def test_processes_and_threads_under_load(tracking: Proxy) -> None:
     ids = [run_id for r in results for run_id in r["ids"]]
     assert [e for r in results for e in r["errors"]] == []
     assert len(set(ids)) == 72
-    expected = set(collect())
+    # What this process would write, less what depends on the frameworks it has imported.
+    expected = set(collect()) - {"sys.frameworks", "sys.cuda_runtime", "sys.cudnn", "sys.nccl"}
     client = mlflow.MlflowClient()
     for run_id in ids:
         tags = client.get_run(run_id).data.tags

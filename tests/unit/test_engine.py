@@ -19,7 +19,7 @@ from tests.conftest import FakeCommands, Replay, fixture_root
 
 def _copy(tmp_path: Path, name: str) -> Path:
     root = tmp_path / name
-    shutil.copytree(fixture_root(name), root)
+    shutil.copytree(fixture_root(name), root, symlinks=True)
     return root
 
 

@@ -217,7 +217,7 @@ def test_container_sees_only_its_device_nodes(
     import shutil
 
     root = tmp_path / "container"
-    shutil.copytree(fixture_root("dgx-h100-8x"), root)
+    shutil.copytree(fixture_root("dgx-h100-8x"), root, symlinks=True)
     (root / "dev").mkdir()
     (root / "dev" / "nvidiactl").touch()
     (root / "dev" / "nvidia3").touch()
@@ -293,7 +293,7 @@ H100_SPEC = (NVML_SPECS / "h100.txt").read_text()
 COLLECT = "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
 
 
-def test_nvml_gives_all_six_facts(fake_nvml: Path, tmp_path: Path) -> None:
+def test_nvml_gives_every_gpu_fact(fake_nvml: Path, tmp_path: Path) -> None:
     """Through NVML (a stand-in library answering as the captured H100's NVML did)."""
     tags = _run_with_nvml(fake_nvml, H100_SPEC, tmp_path, COLLECT)
     assert {k: tags[k] for k in tags if k.startswith(("sys.gpu", "sys.cuda"))} == {
@@ -303,6 +303,8 @@ def test_nvml_gives_all_six_facts(fake_nvml: Path, tmp_path: Path) -> None:
         "sys.gpu_driver": "580.159.04",
         "sys.cuda_driver": "13.0",
         "sys.gpu_compute_capability": "9.0",
+        "sys.gpu_power_limit_w": "700",
+        "sys.gpu_link": "PCIe Gen5 x16",
     }
     assert "sysmetrics.error" not in tags
 

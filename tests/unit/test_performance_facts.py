@@ -1,0 +1,189 @@
+"""The facts that explain a slow run: frameworks, GPU power limit and links, the RDMA fabric."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlflow_sysmetrics import collect, snapshot
+from mlflow_sysmetrics.collectors import distributed, network, software
+from tests.conftest import FIXTURES, Replay
+
+REPO = Path(__file__).resolve().parents[2]
+NVML_SPECS = FIXTURES / "nvml"
+
+
+def _python(code: str, **env: str) -> Any:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [env.pop("PYTHONPATH", ""), str(REPO)]))
+    environ.update(env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
+    """nvidia-smi's power.limit (700.00 W) and -q's PCIe Generation Max 5, Link Width Current 16x."""
+    replay("h100-vm")
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("700", "PCIe Gen5 x16")
+    (gpu,) = snapshot()["gpus"]
+    assert (gpu["power_limit_w"], gpu["pcie_generation"], gpu["pcie_width"]) == (700.0, 5, 16)
+
+
+def test_mixed_models_list_power_per_model_and_say_mixed_links(replay: Replay) -> None:
+    """Power limits in sys.gpu's order; links that differ are "mixed", each GPU's in the snapshot."""
+    replay("mixed-a100-t4")
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("400, 70", "mixed")
+    links = [(g["name"], g["pcie_generation"], g["pcie_width"]) for g in snapshot()["gpus"]]
+    assert links == [
+        ("NVIDIA A100-SXM4-80GB", 4, 16),
+        ("NVIDIA A100-SXM4-80GB", 4, 16),
+        ("Tesla T4", 3, 16),
+    ]
+
+
+def test_nvml_power_pcie_and_nvlink(fake_nvml: Path, tmp_path: Path) -> None:
+    """A DGX H100 through NVML: 700 W enforced, PCIe Gen5 x16, all 18 NVLink links of each GPU active."""
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(
+        "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
+        LD_LIBRARY_PATH=str(fake_nvml),
+        FAKE_NVML_SPEC=str(spec),
+    )
+    assert (tags["sys.gpu_count"], tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == (
+        "8",
+        "700",
+        "PCIe Gen5 x16, NVLink 18 links",
+    )
+
+
+def test_amd_power_cap_and_link_from_sysfs(replay: Replay) -> None:
+    """The hwmon power1_cap of amdgpu (microwatts) and the PCI link attributes."""
+    replay("amd-mi300x", commands=False)
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("750", "PCIe Gen5 x16")
+
+
+def test_infiniband_and_roce_active_ports_only(replay: Replay) -> None:
+    """A DGX H100: eight NDR InfiniBand ports, two 200 Gb/s RoCE ports; the port that is down is left out."""
+    replay("dgx-h100-8x")
+    tags = collect()
+    assert tags["sys.network"] == "8x 400 Gb/sec InfiniBand, 2x 200 Gb/sec RoCE"
+    ports = snapshot()["rdma_ports"]
+    assert len(ports) == 11
+    assert [p["device"] for p in ports if not p["active"]] == ["mlx5_10"]
+
+
+def test_efa(replay: Replay) -> None:
+    """An AWS p5.48xlarge: 32 Elastic Fabric Adapters."""
+    replay("aws-p5-efa")
+    tags = collect()
+    assert (tags["sys.network"], tags["sys.instance_type"]) == ("32x EFA", "p5.48xlarge")
+
+
+def test_no_rdma_no_network_tag(replay: Replay) -> None:
+    """Without RDMA devices there is no sys.network at all."""
+    replay("h100-vm")
+    assert "sys.network" not in collect()
+    assert network.describe([]) is None
+
+
+def test_the_multi_node_scheme_covers_the_new_facts() -> None:
+    """Node 1 writes its fabric and link as sys.node1.network and sys.node1.gpu_link."""
+    tags = {"sys.network": "8x 400 Gb/sec InfiniBand", "sys.gpu_link": "PCIe Gen5 x16"}
+    info = distributed.DistInfo(rank=8, local_rank=0, world_size=16, node_rank=1, nodes=2)
+    assert distributed.shared_run_tags(tags, info) == {
+        "sys.node1.network": "8x 400 Gb/sec InfiniBand",
+        "sys.node1.gpu_link": "PCIe Gen5 x16",
+    }
+
+
+def test_frameworks_imported_in_this_process() -> None:
+    """Import torch and scikit-learn, then collect: both listed, with their installed versions."""
+    from importlib import metadata
+
+    tags = _python(
+        "import torch, sklearn, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
+    )
+    expected = f"torch {metadata.version('torch')}, sklearn {metadata.version('scikit-learn')}"
+    assert tags["sys.frameworks"] == expected
+    assert "sys.cuda_runtime" not in tags  # a CPU build of torch
+    later = _python(
+        "import json, mlflow_sysmetrics as m; first = m.collect(); import sklearn; "
+        "print(json.dumps([first.get('sys.frameworks'), m.collect().get('sys.frameworks')]))"
+    )
+    assert later == [None, f"sklearn {metadata.version('scikit-learn')}"]  # read again on each call
+
+
+def test_collect_imports_no_framework() -> None:
+    """A fresh interpreter: collect() leaves every framework unimported (and CUDA untouched)."""
+    names = _python(
+        "import json, sys, mlflow_sysmetrics as m\n"
+        "from mlflow_sysmetrics.collectors.software import FRAMEWORKS\n"
+        "m.collect(); m.snapshot()\n"
+        "print(json.dumps(sorted(n for n in FRAMEWORKS if n in sys.modules)))"
+    )
+    assert names == []
+
+
+def _stand_in(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_cuda_build_of_torch_and_its_nvidia_wheels(tmp_path: Path) -> None:
+    """A CUDA 12.8 build of torch (a stand-in package) with the cuDNN and NCCL wheels it loads from."""
+    site = _stand_in(
+        tmp_path,
+        {
+            "torch/__init__.py": "from . import version\n__version__ = '2.13.0+cu128'\n",
+            "torch/version.py": "cuda = '12.8'\nhip = None\n",
+            "nvidia_cudnn_cu12-9.10.2.21.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-cudnn-cu12\nVersion: 9.10.2.21\n",
+            "nvidia_nccl_cu12-2.27.3.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-nccl-cu12\nVersion: 2.27.3\n",
+        },
+    )
+    tags = _python("import torch, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))", PYTHONPATH=str(site))
+    assert {k: tags.get(k) for k in ("sys.frameworks", "sys.cuda_runtime", "sys.cudnn", "sys.nccl")} == {
+        "sys.frameworks": "torch 2.13.0+cu128",
+        "sys.cuda_runtime": "12.8",
+        "sys.cudnn": "9.10.2",
+        "sys.nccl": "2.27.3",
+    }
+
+
+def test_tensorflow_build_info(tmp_path: Path) -> None:
+    """TensorFlow's own build info names its CUDA and cuDNN (a stand-in package)."""
+    site = _stand_in(
+        tmp_path,
+        {
+            "tensorflow/__init__.py": "__version__ = '2.18.0'\nfrom .python.platform import build_info\n",
+            "tensorflow/python/__init__.py": "",
+            "tensorflow/python/platform/__init__.py": "",
+            "tensorflow/python/platform/build_info.py": (
+                "build_info = {'is_cuda_build': True, 'cuda_version': '12.5.1', 'cudnn_version': '9'}\n"
+            ),
+        },
+    )
+    tags = _python(
+        "import tensorflow, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))", PYTHONPATH=str(site)
+    )
+    assert (tags["sys.frameworks"], tags["sys.cuda_runtime"], tags["sys.cudnn"]) == ("tensorflow 2.18.0", "12.5.1", "9")
+    assert "sys.nccl" not in tags
+
+
+@pytest.mark.parametrize("version", [12080, "12.8"])
+def test_cuda_versions_as_frameworks_write_them(version: object) -> None:
+    """NVML-style 12080 and plain 12.8 both read 12.8."""
+    assert software._cuda_text(version) == "12.8"
