@@ -26,6 +26,36 @@ def nvidia_smi_facts() -> dict[str, str]:
     print(query.rstrip())
     rows = [[cell.strip() for cell in line.split(",")] for line in query.strip().splitlines()[1:]]
     header = subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=True).stdout
+    fields = "enforced.power.limit,pcie.link.gen.max,pcie.link.width.current"
+    links = subprocess.run(
+        ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(f"$ nvidia-smi --query-gpu={fields} --format=csv,noheader,nounits")
+    print(links.rstrip())
+    nvlink = subprocess.run(
+        ["nvidia-smi", "nvlink", "-s"], capture_output=True, text=True, check=False
+    ).stdout
+    print("$ nvidia-smi nvlink -s")
+    print(nvlink.rstrip() or "(nothing)")
+    active: list[int] = []  # per GPU, in nvidia-smi's order
+    for line in nvlink.splitlines():
+        if line.startswith("GPU "):
+            active.append(0)
+        elif re.match(r"\s+Link \d+: ", line) and "inactive" not in line and active:
+            active[-1] += 1
+    link_rows = [[cell.strip() for cell in line.split(",")] for line in links.strip().splitlines()]
+    texts = []
+    for i, (_, gen, width) in enumerate(link_rows):
+        text = f"PCIe Gen{gen} x{width}"
+        if i < len(active) and active[i]:
+            text += f", NVLink {active[i]} link{'s' if active[i] != 1 else ''}"
+        texts.append(text)
+    power = {}
+    for row, link_row in zip(rows, link_rows, strict=True):
+        power.setdefault(row[0], f"{float(link_row[0]):g}")
     cuda = re.search(r"CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)", header)
     names = list(dict.fromkeys(r[0] for r in rows))
     mib = {r[0]: int(r[1].split()[0]) for r in rows}
@@ -38,6 +68,8 @@ def nvidia_smi_facts() -> dict[str, str]:
         "sys.gpu_driver": rows[0][2],
         "sys.gpu_compute_capability": ", ".join(dict.fromkeys(r[3] for r in rows)),
         "sys.cuda_driver": cuda.group(1) if cuda else "?",
+        "sys.gpu_power_limit_w": ", ".join(power[n] for n in names),
+        "sys.gpu_link": texts[0] if len(set(texts)) == 1 else "mixed",
     }
 
 

@@ -23,7 +23,37 @@ tags = mlflow_sysmetrics.collect()
 ms = (time.perf_counter() - t) * 1e3
 assert 'sysmetrics.error' not in tags, tags
 """,
-    "our NVML path (ctypes: load, init, 6 facts, shutdown)": """
+    # The first run of a process with implicit tagging on: the provider MLflow would build at
+    # `import mlflow` has gathered in the background meanwhile (MLflow is not installed here,
+    # so the provider is built directly, which starts the gathering at once).
+    "prefetched: provider tags() 0.5 s after it was built": """
+import os, time, threading
+os.environ['MLFLOW_RUN_CONTEXT_PROVIDER'] = 'sysmetrics'
+from mlflow_sysmetrics import SysMetricsRunContextProvider
+provider = SysMetricsRunContextProvider()
+time.sleep(0.5)
+t = time.perf_counter()
+tags = provider.tags()
+ms = (time.perf_counter() - t) * 1e3
+assert 'sysmetrics.error' not in tags, tags
+assert not [x for x in threading.enumerate() if x.name.startswith('mlflow-sysmetrics')]
+""",
+    "importing our GPU modules (nvidia, _nvml, gpu, visibility)": """
+import time
+import mlflow_sysmetrics._engine, mlflow_sysmetrics.collectors
+t = time.perf_counter()
+from mlflow_sysmetrics.collectors import nvidia, _nvml, gpu, visibility
+ms = (time.perf_counter() - t) * 1e3
+""",
+    "our NVML path, without power and links": """
+import time
+t = time.perf_counter()
+from mlflow_sysmetrics.collectors import _nvml
+inv = _nvml.inventory(details=False)
+ms = (time.perf_counter() - t) * 1e3
+assert inv.devices and inv.cuda_driver
+""",
+    "our NVML path, all facts (load, init, queries, shutdown)": """
 import time
 t = time.perf_counter()
 from mlflow_sysmetrics.collectors import _nvml

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
 
-from . import _env, _proc, _state
+from . import _env, _log, _state
 from ._files import Root
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    CollectFunction = Callable[["Context"], Mapping[str, str]]
+
 _guard_lock = threading.Lock()
 _stuck: set[str] = set()
 
@@ -32,13 +37,27 @@ class Context:
     ``errors`` takes partial failures (one source of several failed) without losing tags.
     """
 
-    __slots__ = ("deadline", "details", "errors", "root")
+    __slots__ = ("deadline", "deferred", "details", "errors", "root")
 
     def __init__(self, root: Root, deadline: float) -> None:
         self.root = root
         self.deadline = deadline
         self.details: dict[str, Any] = {}
         self.errors: list[str] = []
+        self.deferred: list[Callable[[], object]] = []
+
+    def defer(self, cleanup: Callable[[], object]) -> None:
+        """Run ``cleanup`` after the collector's answer is handed over (nobody waits for it)."""
+        self.deferred.append(cleanup)
+
+    def run_deferred(self) -> None:
+        """The deferred cleanups, in order; a failing one is logged at debug level."""
+        for cleanup in self.deferred:
+            try:
+                cleanup()
+            except Exception:
+                _log.logger().debug("cleanup failed", exc_info=True)
+        self.deferred.clear()
 
     def remaining(self) -> float:
         """Seconds left before the collection's deadline (never negative)."""
@@ -50,6 +69,8 @@ class Context:
         The command is killed a little before the deadline, so that its own error (which
         names the tool) is what ``sysmetrics.error`` says, not just "no answer".
         """
+        from . import _proc  # only a machine that runs a tool pays for subprocess
+
         remaining = self.remaining()
         limit = remaining - min(0.05, remaining / 10)
         return _proc.run(args, limit)
@@ -78,7 +99,8 @@ class Context:
                     _stuck.discard(what)
                 done.set()
 
-        threading.Thread(target=work, name=f"mlflow-sysmetrics-{what}", daemon=True).start()
+        if not _state.start_thread(work, what):
+            work()  # no more threads to be had: no deadline can be kept for it
         if not done.wait(self.remaining()):
             raise TimeoutError(f"{what} gave no answer before the deadline")
         if failure:
@@ -93,35 +115,47 @@ class Context:
         self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-CollectFunction = Callable[[Context], Mapping[str, str]]
-
-
 class Collector:
     """One concern's facts.
 
     ``keys`` are the tags it may write (so an excluded concern is not even run). Facts are
-    read once per process for each root and value of the ``env`` variables named, in a
-    thread under the deadline; ``inline`` collectors instead run in the caller's thread on
-    every call, so they must be cheap and must not block (or guard themselves with
+    read once per process for each root and value of the ``env`` variables named, under
+    the deadline. A collector that reads files runs in the caller's thread where those
+    reads cannot block (the live machine's ``/proc`` and ``/sys``, a root file system on a
+    local disk), else in the one worker that reads files. A ``blocking`` collector (one
+    that runs a tool or calls a library that can hang) gets a thread of its own; ``blocking``
+    may instead be a function of the root saying whether this machine has such a source
+    (the GPU collector: only where a vendor's driver or device is present; it is asked only
+    where reads cannot block). ``inline`` collectors run in the caller's thread on every
+    call, so they must be cheap and must not block (or guard themselves with
     :meth:`Context.within_deadline`).
     """
 
-    __slots__ = ("env", "function", "inline", "keys", "name", "read_env")
+    __slots__ = ("blocking", "env", "function", "inline", "keys", "name", "read_env")
 
     def __init__(
         self,
         name: str,
         function: CollectFunction,
         keys: tuple[str, ...],
+        *,
         env: tuple[str, ...] = (),
         inline: bool = False,
+        blocking: bool | Callable[[Root], bool] = False,
     ) -> None:
         self.name = name
         self.function = function
         self.keys = keys
         self.env = env
         self.inline = inline
+        self.blocking = blocking
         self.read_env = _env.reader(env)
+
+    def needs_own_thread(self, root: Root, reads_cannot_block: bool) -> bool:
+        """Whether to run in a thread of its own for ``root`` (see the class docstring)."""
+        if isinstance(self.blocking, bool):
+            return self.blocking
+        return not reads_cannot_block or self.blocking(root)
 
     def __repr__(self) -> str:
         return f"Collector({self.name!r})"

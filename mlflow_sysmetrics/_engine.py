@@ -1,36 +1,40 @@
 """The engine behind :func:`collect`: run the collectors, isolate failures, keep the deadline.
 
-Each cached collector runs in a daemon thread of its own the first time it is needed; the
-caller waits for all of them until the deadline and then returns what it has, naming what
-timed out in ``sysmetrics.error``. Their facts cannot change while the process lives, so
-they are kept, per root and per value of the environment variables they depend on, and a
-warm call copies one merged dictionary. Inline collectors (launcher ranks, disk space) run
-in the caller's thread on every call; they read the environment or a local file system,
-and the disk collector guards a network mount with the deadline itself. A collector still running
-from an earlier call is waited on, never started twice; one that already missed a deadline
+Facts that cannot change while the process lives are gathered the first time they are
+needed, by two kinds of worker thread: one reads local files, collector after collector
+(the files under ``/proc``, ``/sys`` and ``/etc`` answer in microseconds), and each source
+that can hang (a GPU tool, NVML) gets a thread of its own. The caller waits for them until
+the deadline and returns what it has, naming what timed out in ``sysmetrics.error``. Should
+the file worker stall on one read (a hung network mount, a FIFO), the waiting caller starts
+another for the rest, so one stuck file costs its own facts only. The facts are kept, per
+root and per value of the environment variables they depend on, and a warm call copies one
+merged dictionary. Inline collectors (launcher ranks, disk space, imported frameworks) run
+in the caller's thread on every call. A collector still running from an earlier call (or
+from :func:`prefetch`) is waited on, never started twice; one that already missed a deadline
 is not waited on again, so a wedged tool costs one deadline per process, not one per run.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any, NamedTuple
 
-from . import _env, _platform, _state
+from . import _env, _log, _platform, _state
 from . import settings as _settings
 from . import tags as _tags
 from ._context import Collector, Context
 from ._files import Root
 
-_LOG = logging.getLogger("mlflow_sysmetrics")
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 #: Version of the layout of :func:`snapshot`'s document.
 SNAPSHOT_SCHEMA = 1
+#: How long the file worker may sit on one collector before a second worker takes the rest.
+STALL_SECONDS = 0.02
 
 
 class _Entry:
@@ -50,6 +54,10 @@ class _Entry:
 _lock = threading.Lock()
 _entries: dict[tuple[object, ...], _Entry] = {}
 _plans: dict[_settings.Settings, _Plan] = {}
+#: File collectors waiting for a worker, and when each file worker started its current one.
+_queue: list[tuple[Collector, _Entry, Context]] = []
+_busy: dict[int, float] = {}
+_worker_ids = itertools.count()
 
 
 class _Plan:
@@ -95,23 +103,37 @@ class _Outcome:
         self.reports: list[CollectorReport] = []
 
 
-class CollectorReport(NamedTuple):
+class CollectorReport:
     """How one collector fared in one collection (for the snapshot)."""
 
-    name: str
-    seconds: float | None
-    cached: bool
-    errors: list[str]
-    details: dict[str, Any]
+    __slots__ = ("cached", "details", "errors", "name", "seconds")
+
+    def __init__(
+        self, name: str, seconds: float | None, cached: bool, errors: list[str], details: dict[str, Any]
+    ) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.cached = cached
+        self.errors = errors
+        self.details = details
 
 
-class Report(NamedTuple):
+class Report:
     """A collection's tags and how each collector fared."""
 
-    tags: dict[str, str]
-    collectors: list[CollectorReport]
-    seconds: float
-    settings: _settings.Settings
+    __slots__ = ("collectors", "seconds", "settings", "tags")
+
+    def __init__(
+        self,
+        tags: dict[str, str],
+        collectors: list[CollectorReport],
+        seconds: float,
+        settings: _settings.Settings,
+    ) -> None:
+        self.tags = tags
+        self.collectors = collectors
+        self.seconds = seconds
+        self.settings = settings
 
 
 def collect() -> dict[str, str]:
@@ -125,7 +147,7 @@ def collect() -> dict[str, str]:
     try:
         return run_collection().tags
     except Exception as exc:  # pragma: no cover - the engine's own last line of defence
-        _LOG.debug("collection failed", exc_info=True)
+        _log.logger().debug("collection failed", exc_info=True)
         return {_tags.ERROR: _tags.clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
 
 
@@ -161,6 +183,34 @@ def snapshot() -> dict[str, Any]:
     }
 
 
+def _plan(settings: _settings.Settings) -> _Plan:
+    plan = _plans.get(settings)
+    if plan is None:
+        plan = _plans[settings] = _Plan(settings)
+    return plan
+
+
+def _static(plan: _Plan, settings: _settings.Settings, root: Root, deadline: float) -> _Outcome:
+    """The cached collectors' merged outcome: remembered, or gathered now (and remembered)."""
+    env_values = plan.read_env()
+    static = plan.fast.get(env_values)
+    if static is not None:
+        return static
+    static, complete = _gather(plan.cached, root, deadline, settings.timeout)
+    static.tags = {k: v for k, v in static.tags.items() if plan.keeps(k, settings)}
+    if complete:
+        if len(plan.fast) > 32:  # an environment that keeps changing must not grow memory
+            plan.fast.clear()
+        remembered = _Outcome()
+        remembered.tags = static.tags
+        remembered.errors = static.errors
+        remembered.reports = [
+            CollectorReport(r.name, r.seconds, True, r.errors, r.details) for r in static.reports
+        ]
+        plan.fast[env_values] = remembered
+    return static
+
+
 def run_collection(settings: _settings.Settings | None = None) -> Report:
     """Run (or look up) every planned collector and merge their tags, within the deadline."""
     started = time.monotonic()
@@ -168,24 +218,8 @@ def run_collection(settings: _settings.Settings | None = None) -> Report:
         settings = _settings.current()
     deadline = started + settings.timeout
     root = Root(settings.root)
-    plan = _plans.get(settings)
-    if plan is None:
-        plan = _plans[settings] = _Plan(settings)
-    env_values = plan.read_env()
-    static = plan.fast.get(env_values)
-    if static is None:
-        static, complete = _gather(plan.cached, root, deadline, settings.timeout)
-        static.tags = {k: v for k, v in static.tags.items() if plan.keeps(k, settings)}
-        if complete:
-            if len(plan.fast) > 32:  # an environment that keeps changing must not grow memory
-                plan.fast.clear()
-            remembered = _Outcome()
-            remembered.tags = static.tags
-            remembered.errors = static.errors
-            remembered.reports = [
-                CollectorReport(r.name, r.seconds, True, r.errors, r.details) for r in static.reports
-            ]
-            plan.fast[env_values] = remembered
+    plan = _plan(settings)
+    static = _static(plan, settings, root, deadline)
     outcome = _Outcome()
     outcome.errors.extend(static.errors)
     outcome.reports.extend(static.reports)
@@ -200,28 +234,60 @@ def run_collection(settings: _settings.Settings | None = None) -> Report:
     return Report(result, outcome.reports, time.monotonic() - started, settings)
 
 
+def prefetch() -> None:
+    """Gather the facts that cannot change, ahead of the first run that asks for them.
+
+    Called in a background thread when implicit tagging is on (see the provider). Returns
+    within the deadline; a later call finds the facts remembered, or joins the work still
+    in flight. The collectors read on every call run once too, answers discarded, so that
+    what they look up once (the file system of the working directory, the versions of the
+    installed frameworks) is known as well.
+    """
+    try:
+        settings = _settings.current()
+        plan, root = _plan(settings), Root(settings.root)
+        deadline = time.monotonic() + settings.timeout
+        _static(plan, settings, root, deadline)
+        for collector in plan.inline:  # their answers can change, but not what they look up once
+            _run_inline(collector, Context(root, deadline), _Outcome())
+    except Exception:  # pragma: no cover - a prefetch that fails leaves the work to the first call
+        _log.logger().debug("prefetch failed", exc_info=True)
+
+
 def _gather(
     collectors: tuple[Collector, ...], root: Root, deadline: float, timeout: float
 ) -> tuple[_Outcome, bool]:
     """Start (or join) each collector, wait until the deadline, merge what finished."""
+    from .collectors import reads_cannot_block
+
+    here = reads_cannot_block(root)
     pending: list[tuple[Collector, _Entry, bool]] = []
-    for collector in collectors:
-        key: tuple[object, ...] = (collector.name, root.path, collector.read_env())
-        with _lock:
+    new: list[tuple[Collector, _Entry]] = []
+    with _lock:
+        for collector in collectors:
+            key: tuple[object, ...] = (collector.name, root.path, collector.read_env())
             known = _entries.get(key)
             entry = _Entry() if known is None else known
             if known is None:
                 _entries[key] = entry
-        if known is None:
-            _start_thread(
-                functools.partial(_execute, collector, entry, Context(root, deadline)), collector.name
-            )
-        pending.append((collector, entry, known is not None and entry.done.is_set()))
+                new.append((collector, entry))
+            pending.append((collector, entry, known is not None and entry.done.is_set()))
+    mine: list[tuple[Collector, _Entry]] = []
+    for collector, entry in new:  # the slow ones first, so that they overlap the file reads
+        if collector.needs_own_thread(root, here):
+            _start_thread(_job(collector, entry, Context(root, deadline)), collector.name)
+        elif here:
+            mine.append((collector, entry))
+        else:
+            with _lock:
+                _queue.append((collector, entry, Context(root, deadline)))
+            _start_file_worker(only_if_idle=True)
+    for collector, entry in mine:
+        _execute(collector, entry, Context(root, deadline))
+    _wait(pending, deadline)
     outcome = _Outcome()
     complete = True
     for collector, entry, from_cache in pending:
-        if not entry.done.is_set() and not entry.missed_deadline:
-            entry.done.wait(max(deadline - time.monotonic(), 0.0))
         if not entry.done.is_set():
             entry.missed_deadline = True
             complete = False
@@ -229,8 +295,53 @@ def _gather(
             outcome.errors.append(message)
             outcome.reports.append(CollectorReport(collector.name, None, from_cache, [message], {}))
             continue
-        _absorb_entry(outcome, collector, entry, from_cache)
+        outcome.tags.update(entry.tags)
+        outcome.errors.extend(entry.errors)
+        outcome.reports.append(
+            CollectorReport(collector.name, entry.seconds, from_cache, list(entry.errors), entry.details)
+        )
     return outcome, complete
+
+
+def _wait(pending: list[tuple[Collector, _Entry, bool]], deadline: float) -> None:
+    """Wait until every entry is done or the deadline passes, rescuing a stalled file worker."""
+    for _collector, entry, _cached in pending:
+        while not entry.done.is_set() and not entry.missed_deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if entry.done.wait(min(remaining, STALL_SECONDS)):
+                break
+            _rescue_stalled_files()
+
+
+def _rescue_stalled_files() -> None:
+    """Start another file worker when work waits and every worker sits on one collector too long."""
+    now = time.monotonic()
+    with _lock:
+        stalled = bool(_queue) and all(now - started > STALL_SECONDS for started in _busy.values())
+    if stalled:
+        _start_file_worker(only_if_idle=False)
+
+
+def _start_file_worker(only_if_idle: bool) -> None:
+    with _lock:
+        if only_if_idle and _busy:
+            return  # a worker is already taking the queue (it looks again before it ends)
+        worker = next(_worker_ids)
+        _busy[worker] = time.monotonic()
+    _start_thread(lambda: _file_worker(worker), "files")
+
+
+def _file_worker(worker: int) -> None:
+    while True:
+        with _lock:
+            if not _queue:
+                _busy.pop(worker, None)
+                return
+            collector, entry, context = _queue.pop(0)
+            _busy[worker] = time.monotonic()
+        _execute(collector, entry, context)
 
 
 def _accepted(produced: Mapping[str, str], context: Context) -> dict[str, str]:
@@ -251,7 +362,7 @@ def _run_inline(collector: Collector, context: Context, outcome: _Outcome) -> No
     try:
         outcome.tags.update(_accepted(collector.function(context), context))
     except Exception as exc:
-        _LOG.debug("collector %s failed", collector.name, exc_info=True)
+        _log.logger().debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)
     errors = [f"{collector.name}: {error}" for error in context.errors]
     outcome.errors.extend(errors)
@@ -260,19 +371,12 @@ def _run_inline(collector: Collector, context: Context, outcome: _Outcome) -> No
     )
 
 
-def _absorb_entry(outcome: _Outcome, collector: Collector, entry: _Entry, from_cache: bool) -> None:
-    outcome.tags.update(entry.tags)
-    outcome.errors.extend(entry.errors)
-    outcome.reports.append(
-        CollectorReport(collector.name, entry.seconds, from_cache, list(entry.errors), entry.details)
-    )
+def _job(collector: Collector, entry: _Entry, context: Context) -> Callable[[], None]:
+    return lambda: _execute(collector, entry, context)
 
 
 def _start_thread(job: Callable[[], None], name: str) -> None:
-    thread = threading.Thread(target=job, name=f"mlflow-sysmetrics-{name}", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no more threads to be had: do the work here instead
+    if not _state.start_thread(job, name):  # no more threads to be had: do the work here instead
         job()
 
 
@@ -281,12 +385,13 @@ def _execute(collector: Collector, entry: _Entry, context: Context) -> None:
     try:
         entry.tags = _accepted(collector.function(context), context)
     except Exception as exc:
-        _LOG.debug("collector %s failed", collector.name, exc_info=True)
+        _log.logger().debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)
     entry.errors = [f"{collector.name}: {error}" for error in context.errors]
     entry.details = context.details
     entry.seconds = time.monotonic() - started
     entry.done.set()
+    context.run_deferred()  # cleanups no answer waits for (NVML's shutdown)
 
 
 def clear_cache() -> None:
@@ -302,13 +407,18 @@ def handed_over_tags() -> Mapping[str, str] | None:
     return getattr(_handoff, "tags", None)
 
 
-@contextmanager
-def handing_over(tags: Mapping[str, str]) -> Iterator[None]:
+class handing_over:
     """While a door creates a run with ``tags``, the provider returns them instead of collecting again."""
-    _handoff.tags = tags
-    try:
-        yield
-    finally:
+
+    __slots__ = ("tags",)
+
+    def __init__(self, tags: Mapping[str, str]) -> None:
+        self.tags = tags
+
+    def __enter__(self) -> None:
+        _handoff.tags = self.tags
+
+    def __exit__(self, *exc_info: object) -> None:
         _handoff.tags = None
 
 
@@ -326,6 +436,8 @@ def _after_fork_in_child() -> None:
     for key, entry in list(_entries.items()):
         if not entry.done.is_set():
             del _entries[key]
+    _queue.clear()
+    _busy.clear()
 
 
 _state.register(reset=_reset, after_fork=_after_fork_in_child)

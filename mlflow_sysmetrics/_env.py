@@ -12,9 +12,13 @@ whole warm ``collect()`` takes 14 us (Python 3.11, the development machine).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
 
-Reader = Callable[[], tuple["str | None", ...]]
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Reader = Callable[[], tuple["str | None", ...]]
 
 
 def reader(names: tuple[str, ...]) -> Reader:
@@ -22,12 +26,13 @@ def reader(names: tuple[str, ...]) -> Reader:
     if os.name != "posix":
         return lambda: tuple(map(os.environ.get, names))
     keys = tuple(os.fsencode(name) for name in names)
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
     def read() -> tuple[str | None, ...]:
         data = getattr(os.environ, "_data", None)
         if not isinstance(data, dict):
             return tuple(map(os.environ.get, names))
-        get = data.get
-        return tuple(None if (value := get(key)) is None else os.fsdecode(value) for key in keys)
+        values = map(data.get, keys)
+        return tuple([None if value is None else value.decode(encoding, errors) for value in values])
 
     return read

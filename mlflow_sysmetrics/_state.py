@@ -5,15 +5,29 @@ it is imported: ``reset`` forgets what it knows (``clear_cache()`` and the tests
 ``after_fork`` makes it safe in a child of ``fork()``, where only the forking thread lives on:
 locks other threads held stay held, and work they were doing never finishes. One fork hook
 walks the registry, so no module can be forgotten by it.
+
+Every thread of ours starts through :func:`start_thread`, so a child knows which threads it
+lost. One of them may have been importing a module when the parent forked (the background
+gathering runs while the user's script goes on, and a ``fork`` start method or a DataLoader
+worker may come at any moment): the child would then find that module half-imported and its
+import lock held forever, and the first import of it would hang. The child forgets such a
+module and its lock, so that it imports it afresh.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+import threading
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _resets: list[Callable[[], None]] = []
 _fork_hooks: list[Callable[[], None]] = []
+#: Thread identifiers of our threads still running.
+_running: set[int] = set()
 
 
 def register(
@@ -32,7 +46,51 @@ def clear() -> None:
         reset()
 
 
+def start_thread(job: Callable[[], object], name: str) -> bool:
+    """Run ``job`` in a daemon thread named ``mlflow-sysmetrics-<name>``.
+
+    Returns False, having started nothing, when the process can have no more threads.
+    """
+
+    def run() -> None:
+        ident = threading.get_ident()
+        _running.add(ident)
+        try:
+            job()
+        finally:
+            _running.discard(ident)
+
+    thread = threading.Thread(target=run, name=f"mlflow-sysmetrics-{name}", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # "can't start new thread"
+        return False
+    return True
+
+
+def _forget_imports_of_lost_threads() -> None:
+    """Let the child import afresh what one of our lost threads was importing at the fork."""
+    here = threading.get_ident()  # the forking thread lives on, even one of ours
+    lost = _running - {here}
+    _running.intersection_update({here})
+    if not lost:
+        return
+    bootstrap = sys.modules.get("importlib._bootstrap")
+    locks = getattr(bootstrap, "_module_locks", None)
+    if not isinstance(locks, dict):  # pragma: no cover - an interpreter without importlib's locks
+        return
+    for name, reference in list(locks.items()):
+        lock = reference() if callable(reference) else None
+        if getattr(lock, "owner", None) not in lost:
+            continue
+        module = sys.modules.get(name)
+        if module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False):
+            del sys.modules[name]
+        locks.pop(name, None)
+
+
 def _after_fork_in_child() -> None:
+    _forget_imports_of_lost_threads()
     for hook in list(_fork_hooks):
         hook()
 

@@ -6,10 +6,7 @@ strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decim
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import math
-import re
 
 CPU = "sys.cpu"
 CPU_CORES = "sys.cpu_cores"
@@ -119,7 +116,8 @@ MAX_NAME_LENGTH = 128
 MAX_FACT_LENGTH = 1024
 #: Keys whose value names one thing (a CPU model, an OS, a container kind ...).
 NAME_KEYS: frozenset[str] = frozenset({CPU, OS, CONTAINER, CLOUD, INSTANCE_TYPE, HOST, SLURM_JOB_ID})
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Compiled on first use (by ``re``'s own cache): most values are printable and never need it.
+_CONTROL = "[\x00-\x1f\x7f-\x9f]"
 
 
 def gb(num_bytes: float) -> str:
@@ -143,11 +141,17 @@ def decimal(value: float) -> str:
 
 def implausible(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
     """Why ``value`` cannot be a true fact (control characters, absurd length), or ``None``."""
-    if _CONTROL.search(value):
+    if not value.isprintable() and _has_control_characters(value):
         return "it holds control characters"
     if len(value) > limit:
         return f"it is {len(value)} characters long"
     return None
+
+
+def _has_control_characters(value: str) -> bool:
+    import re  # only for a value that is not all printable: most never need it
+
+    return re.search(_CONTROL, value) is not None
 
 
 def implausible_tag(key: str, value: str) -> str | None:
@@ -162,20 +166,33 @@ def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
     return value[: limit - 1] + "\u2026"
 
 
-@functools.lru_cache(maxsize=256)
+_known_patterns: dict[str, bool] = {}
+
+
 def matches_any_known(pattern: str) -> bool:
     """Whether ``pattern`` (a key or ``fnmatch`` pattern) names at least one known key."""
-    return any(fnmatch.fnmatchcase(key, pattern) for key in ALL_KEYS)
+    known = _known_patterns.get(pattern)
+    if known is None:
+        from fnmatch import fnmatchcase  # only settings with patterns need it
+
+        known = any(fnmatchcase(key, pattern) for key in ALL_KEYS)
+        if len(_known_patterns) < 256:
+            _known_patterns[pattern] = known
+    return known
 
 
 def selected(key: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
     """Whether ``key`` is written under the given include and exclude patterns."""
-    if key in OPT_IN_KEYS and not any(fnmatch.fnmatchcase(key, p) for p in include):
+    if not include and not exclude:
+        return key not in OPT_IN_KEYS
+    from fnmatch import fnmatchcase  # only settings with patterns need it
+
+    if key in OPT_IN_KEYS and not any(fnmatchcase(key, p) for p in include):
         return False
-    return not any(fnmatch.fnmatchcase(key, p) for p in exclude)
+    return not any(fnmatchcase(key, p) for p in exclude)
 
 
-_NODE_KEY = re.compile(r"^(sys|sysmetrics)\.node(\d+)\.(.+)$")
+_NODE_KEY = r"^(sys|sysmetrics)\.node(\d+)\.(.+)$"
 
 
 def node_key(key: str, node: int) -> str:
@@ -192,5 +209,7 @@ def node_key(key: str, node: int) -> str:
 
 def split_node_key(key: str) -> tuple[int, str] | None:
     """``(k, "gpu")`` for ``sys.node<k>.gpu``; ``None`` for a key no node ``k >= 1`` wrote."""
-    match = _NODE_KEY.match(key)
+    import re  # for the CLI and multi-node reads, not for collecting
+
+    match = re.match(_NODE_KEY, key)
     return (int(match.group(2)), match.group(3)) if match else None

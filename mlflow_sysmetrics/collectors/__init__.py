@@ -6,10 +6,23 @@ Adding a fact means adding one collector function and one row here (and its key 
 
 from __future__ import annotations
 
-from .. import _platform
+from .. import _platform, _state
 from .. import tags as T
 from .._context import Collector
-from . import accelerators, cloud, container, cpu, disk, distributed, memory, network, software, system
+from .._files import Root
+from . import (
+    _mountinfo,
+    accelerators,
+    cloud,
+    container,
+    cpu,
+    disk,
+    distributed,
+    memory,
+    network,
+    software,
+    system,
+)
 
 CPU_KEYS = (T.CPU, T.CPU_CORES, T.CPU_PHYSICAL_CORES, T.CPU_AVAILABLE)
 MEMORY_KEYS = (T.MEMORY_GB, T.MEMORY_LIMIT_GB)
@@ -39,7 +52,13 @@ def for_platform(name: str) -> tuple[Collector, ...]:
     """The collectors for platform ``name`` (``linux``, ``macos``, ``windows``, ``other``)."""
     disk_ = Collector("disk", disk.collect, (T.DISK_FREE_GB, T.DISK_TOTAL_GB), inline=True)
     software_ = Collector("software", software.collect, (T.PYTHON, T.MLFLOW))
-    gpu = Collector("gpu", accelerators.collect, GPU_KEYS, env=accelerators.VISIBILITY_ENV)
+    gpu = Collector(
+        "gpu",
+        accelerators.collect,
+        GPU_KEYS,
+        env=accelerators.VISIBILITY_ENV,
+        blocking=accelerators.has_sources if name == "linux" else True,
+    )
     dist = Collector("dist", distributed.collect, DIST_KEYS, inline=True)
     host = Collector("host", system.collect_host, (T.HOST,))
     frameworks = Collector("frameworks", software.collect_frameworks, FRAMEWORK_KEYS, inline=True)
@@ -58,7 +77,7 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         from . import apple
 
         return (
-            Collector("cpu", apple.collect_cpu, CPU_KEYS),
+            Collector("cpu", apple.collect_cpu, CPU_KEYS, blocking=True),  # sysctl, a tool
             Collector("memory", memory.collect_psutil, MEMORY_KEYS),
             Collector("os", system.collect_macos, (T.PLATFORM, T.OS)),
             *common_tail,
@@ -86,3 +105,20 @@ def for_platform(name: str) -> tuple[Collector, ...]:
 
 
 COLLECTORS: tuple[Collector, ...] = for_platform(_platform.NAME)
+
+_cannot_block: dict[str, bool] = {}
+_state.register(reset=_cannot_block.clear)
+
+
+def reads_cannot_block(root: Root) -> bool:
+    """Whether reading this root's files cannot block, so they may be read in the caller's thread.
+
+    True for the live Linux machine whose root file system is on a local disk: ``/proc``
+    and ``/sys`` answer from the kernel, and ``/etc`` from the disk Python itself was just
+    loaded from. A replayed tree (which may hold a FIFO), a root on a network file system,
+    and macOS and Windows (whose sources are tools and registries) are read by workers.
+    """
+    known = _cannot_block.get(root.path)
+    if known is None:
+        known = _cannot_block[root.path] = _platform.LINUX and root.is_live and _mountinfo.is_local(root, "/")
+    return known

@@ -11,26 +11,26 @@ v1 controllers win over a v2 hierarchy that does not hold them (hybrid hosts).
 from __future__ import annotations
 
 import posixpath
-from typing import NamedTuple
+import threading
 
+from .. import _state
 from .._files import Root
 from . import _mountinfo
+from ._mountinfo import Mount
+
+_lock = threading.Lock()
+_memberships: dict[str, list[Membership]] = {}
+_state.register(reset=_memberships.clear)
 
 
-class Membership(NamedTuple):
-    """One line of ``/proc/self/cgroup``."""
+class Membership:
+    """One line of ``/proc/self/cgroup``: the controllers of a hierarchy, and the path in it."""
 
-    controllers: tuple[str, ...]
-    path: str
+    __slots__ = ("controllers", "path")
 
-
-class Mount(NamedTuple):
-    """A cgroup file system mount from ``/proc/self/mountinfo``."""
-
-    version: int
-    root: str
-    mount_point: str
-    options: tuple[str, ...]
+    def __init__(self, controllers: tuple[str, ...], path: str) -> None:
+        self.controllers = controllers
+        self.path = path
 
 
 def parse_proc_cgroup(text: str) -> list[Membership]:
@@ -47,34 +47,44 @@ def parse_proc_cgroup(text: str) -> list[Membership]:
 
 def parse_mountinfo(text: str) -> list[Mount]:
     """The cgroup and cgroup2 mounts in ``/proc/self/mountinfo``; other lines are skipped."""
-    return [
-        Mount(2 if m.fstype == "cgroup2" else 1, m.root, m.mount_point, m.super_options)
-        for m in _mountinfo.parse(text)
-        if m.fstype in ("cgroup", "cgroup2")
-    ]
+    return [m for m in _mountinfo.parse(text) if m.cgroup_version is not None]
 
 
-def controller_dirs(root: Root, controller: str) -> list[str]:
-    """Folders (deepest first) whose limits for ``controller`` bind this process."""
-    memberships = parse_proc_cgroup(root.read("/proc/self/cgroup") or "")
-    mounts = parse_mountinfo(root.read("/proc/self/mountinfo") or "")
-    for member in memberships:  # v1: a hierarchy that carries this controller
+def memberships(root: Root) -> list[Membership]:
+    """The lines of ``/proc/self/cgroup`` under ``root``, read once per process."""
+    with _lock:
+        known = _memberships.get(root.path)
+    if known is None:
+        known = parse_proc_cgroup(root.read("/proc/self/cgroup") or "")
+        with _lock:
+            _memberships[root.path] = known
+    return known
+
+
+def controller_dirs(root: Root, controller: str) -> tuple[int, list[str]]:
+    """The cgroup version, and the folders (deepest first) whose ``controller`` limits bind us.
+
+    ``(0, [])`` when no hierarchy holds the controller.
+    """
+    members = memberships(root)
+    mounts = [m for m in _mountinfo.mounts(root) if m.cgroup_version is not None]
+    for member in members:  # v1: a hierarchy that carries this controller
         if controller in member.controllers:
             for mount in mounts:
-                if mount.version == 1 and controller in mount.options:
-                    return _chain(root, mount, member.path)
-    for member in memberships:  # v2: the unified hierarchy, if it holds the controller
+                if mount.cgroup_version == 1 and controller in mount.super_options:
+                    return 1, _chain(root, mount, member.path)
+    for member in members:  # v2: the unified hierarchy, if it holds the controller
         if member.controllers:
             continue
         for mount in mounts:
-            if mount.version == 2:
+            if mount.cgroup_version == 2:
                 dirs = _chain(root, mount, member.path)
                 enabled = root.read(posixpath.join(mount.mount_point, "cgroup.controllers"))
                 if enabled is not None and controller not in enabled.split():
                     # Hybrid host: the v2 mount exists but the controller lives in v1.
-                    return []
-                return dirs
-    return []
+                    return 0, []
+                return 2, dirs
+    return 0, []
 
 
 def _chain(root: Root, mount: Mount, path: str) -> list[str]:
@@ -104,11 +114,12 @@ def _chain(root: Root, mount: Mount, path: str) -> list[str]:
 def cpu_quota(root: Root) -> float | None:
     """Cores the cgroup CPU quota allows (``1.5``), or ``None`` when there is no quota."""
     quotas = []
-    for folder in controller_dirs(root, "cpu"):
-        v2 = root.read_line(posixpath.join(folder, "cpu.max"))
-        if v2 is not None:
-            parts = v2.split()
-            if len(parts) >= 1 and parts[0] != "max":
+    version, folders = controller_dirs(root, "cpu")
+    for folder in folders:
+        if version == 2:  # "max 100000", or "150000 100000" (cgroup-v2.rst, cpu.max)
+            v2 = root.read_line(posixpath.join(folder, "cpu.max"))
+            parts = v2.split() if v2 else []
+            if parts and parts[0] != "max":
                 period = parts[1] if len(parts) > 1 else "100000"
                 quotas.append(_ratio(parts[0], period))
             continue
@@ -133,17 +144,17 @@ def _ratio(quota: str, period: str) -> float | None:
 def memory_limit(root: Root) -> int | None:
     """Bytes the cgroup memory limit allows, or ``None`` when none is set."""
     limits = []
-    for folder in controller_dirs(root, "memory"):
-        for name in ("memory.max", "memory.limit_in_bytes"):
-            value = root.read_line(posixpath.join(folder, name))
-            if value is None:
-                continue
-            try:
-                number = int(value)
-            except ValueError:  # "max"
-                break
-            # v1 writes "no limit" as a huge page-aligned number (9223372036854771712).
-            if 0 < number < 2**62:
-                limits.append(number)
-            break
+    version, folders = controller_dirs(root, "memory")
+    name = "memory.max" if version == 2 else "memory.limit_in_bytes"
+    for folder in folders:
+        value = root.read_line(posixpath.join(folder, name))
+        if value is None:
+            continue
+        try:
+            number = int(value)
+        except ValueError:  # "max"
+            continue
+        # v1 writes "no limit" as a huge page-aligned number (9223372036854771712).
+        if 0 < number < 2**62:
+            limits.append(number)
     return min(limits) if limits else None

@@ -8,20 +8,65 @@ are written with octal escapes for space, tab, newline and backslash.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import threading
+
+from .. import _state
+from .._files import Root
+
+#: File system types whose reads (and ``statvfs``) answer without asking a server.
+LOCAL_TYPES = frozenset(
+    {
+        "ext2",
+        "ext3",
+        "ext4",
+        "xfs",
+        "btrfs",
+        "zfs",
+        "f2fs",
+        "overlay",
+        "tmpfs",
+        "ramfs",
+        "devtmpfs",
+        "squashfs",
+        "vfat",
+        "exfat",
+        "ntfs",
+        "ntfs3",
+        "bcachefs",
+        "jfs",
+        "reiserfs",
+    }
+)
+
+_lock = threading.Lock()
+_by_root: dict[str, list[Mount]] = {}
+_state.register(reset=_by_root.clear)
 
 
-class Mount(NamedTuple):
-    """One line of ``/proc/self/mountinfo``."""
+class Mount:
+    """One line of ``/proc/self/mountinfo``: what is mounted where, and how."""
 
-    root: str
-    mount_point: str
-    fstype: str
-    super_options: tuple[str, ...]
+    __slots__ = ("fstype", "mount_point", "root", "super_options")
+
+    def __init__(self, root: str, mount_point: str, fstype: str, super_options: tuple[str, ...]) -> None:
+        self.root = root
+        self.mount_point = mount_point
+        self.fstype = fstype
+        self.super_options = super_options
+
+    @property
+    def cgroup_version(self) -> int | None:
+        """1 or 2 for a cgroup hierarchy, ``None`` for any other file system."""
+        return {"cgroup": 1, "cgroup2": 2}.get(self.fstype)
+
+    def __repr__(self) -> str:
+        return f"Mount({self.root!r}, {self.mount_point!r}, {self.fstype!r}, {self.super_options!r})"
 
 
 def unescape(field: str) -> str:
     """A mountinfo field with its octal escapes (a space is written as backslash 040) undone."""
+    if "\\" not in field:
+        return field
     out = []
     i = 0
     while i < len(field):
@@ -63,3 +108,23 @@ def holding(mounts: list[Mount], path: str) -> Mount | None:
         if inside and (best is None or len(point) >= len(best.mount_point)):
             best = mount
     return best
+
+
+def mounts(root: Root) -> list[Mount]:
+    """The mounts of ``/proc/self/mountinfo`` under ``root``, read once per process.
+
+    The CPU, memory and disk collectors all look them up.
+    """
+    with _lock:
+        known = _by_root.get(root.path)
+    if known is None:
+        known = parse(root.read("/proc/self/mountinfo") or "")
+        with _lock:
+            _by_root[root.path] = known
+    return known
+
+
+def is_local(root: Root, path: str) -> bool:
+    """Whether the file system holding ``path`` (a real path) is a local one (False if unknown)."""
+    mount = holding(mounts(root), path)
+    return mount is not None and mount.fstype in LOCAL_TYPES

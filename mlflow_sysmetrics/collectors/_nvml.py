@@ -12,10 +12,14 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Any
 
 from .. import _platform, _state
 from .gpu import Device, Inventory
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
@@ -215,7 +219,7 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, de
     )
 
 
-def inventory(details: bool = True) -> Inventory:
+def inventory(details: bool = True, defer: Callable[[Callable[[], object]], None] | None = None) -> Inventory:
     """Every NVIDIA GPU this process may use, as NVML sees it, with driver and CUDA versions.
 
     ``nvmlDeviceGetCount_v2`` counts every GPU of the machine, even those whose handle is
@@ -224,6 +228,8 @@ def inventory(details: bool = True) -> Inventory:
     the inventory's errors; the others keep their facts. Nearly all the cost is
     ``nvmlInit_v2`` and the first handle; the queries take microseconds. ``details=False``
     leaves out the power cap and links (``benchmarks/nvml_breakdown.py`` compares the two).
+    ``defer`` takes ``nvmlShutdown`` to call once the answer is handed over (nobody waits
+    for it); without it, NVML is shut down before this returns.
     """
     lib = load()
     _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
@@ -252,8 +258,13 @@ def inventory(details: bool = True) -> Inventory:
                     notes.append(f"NVML device {index}: no permission (not granted to this process)")
                 else:
                     errors.append(f"NVMLError: NVML device {index}: {exc}")
-    finally:
+    except BaseException:
         lib.nvmlShutdown()
+        raise
+    if defer is None:
+        lib.nvmlShutdown()
+    else:
+        defer(lib.nvmlShutdown)
     return Inventory(
         "nvidia", "nvml", tuple(devices), driver, cuda_driver, notes=tuple(notes), errors=tuple(errors)
     )

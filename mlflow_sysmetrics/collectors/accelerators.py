@@ -10,26 +10,49 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 from .. import _platform, _state
 from .. import tags as T
 from .._context import Context
-from . import visibility
-from .gpu import Device, Inventory, describe, gpu_tags
+from .._files import Root
+from . import pci
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .gpu import Device, Inventory
+
+    Source = Callable[[Context], "Inventory | None"]
 
 #: Environment variables that change which GPUs are visible.
 VISIBILITY_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
 
-Source = Callable[[Context], "Inventory | None"]
-
 _lock = threading.Lock()
 _inventories: dict[str, tuple[list[Inventory], list[str]]] = {}
+_sources_by_root: dict[str, list[Source]] = {}
 
 
-def _sources() -> list[Source]:
-    # Only this platform's modules are imported.
+def has_sources(root: Root) -> bool:
+    """Whether this machine has a GPU source to ask (one that may be slow or hang)."""
+    return bool(_sources(root))
+
+
+def _sources(root: Root) -> list[Source]:
+    """The sources for this platform, and on Linux only those whose hardware is there.
+
+    A vendor's module (and what it imports: ``ctypes`` for NVML, ``csv``, ``json``) is
+    loaded only when its driver or device is present: the NVIDIA driver's ``/proc`` folder,
+    WSL's ``/dev/dxg`` or the NVML library itself; an AMD accelerator on the PCI bus.
+    Looked up once per root.
+    """
+    known = _sources_by_root.get(root.path)
+    if known is None:
+        known = _sources_by_root[root.path] = _find_sources(root)
+    return known
+
+
+def _find_sources(root: Root) -> list[Source]:
     if _platform.MACOS:
         from . import apple
 
@@ -38,9 +61,34 @@ def _sources() -> list[Source]:
         from . import windows
 
         return [_windows_nvidia, windows.inventory]
-    from . import amd, nvidia
+    sources: list[Source] = []
+    if root.exists("/proc/driver/nvidia") or (root.is_live and (root.exists("/dev/dxg") or _nvml_present())):
+        from . import nvidia
 
-    return [nvidia.inventory, amd.inventory]
+        sources.append(nvidia.inventory)
+    found = pci.accelerators(root, pci.VENDOR_AMD)
+    if found:
+        from . import amd
+
+        sources.append(lambda ctx: amd.inventory(ctx, found))
+    return sources
+
+
+#: Where the driver installs NVML (Debian, Red Hat, WSL, the NVIDIA container toolkit).
+NVML_FOLDERS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/lib/wsl/lib",
+    "/usr/local/nvidia/lib64",
+)
+
+
+def _nvml_present() -> bool:
+    """Whether ``libnvidia-ml.so.1`` is where the loader would look (a few stats, no ``dlopen``)."""
+    folders = [*os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep), *NVML_FOLDERS]
+    return any(folder and os.path.exists(os.path.join(folder, "libnvidia-ml.so.1")) for folder in folders)
 
 
 def _windows_nvidia(ctx: Context) -> Inventory | None:  # pragma: no cover - needs Windows
@@ -61,7 +109,7 @@ def read_inventories(ctx: Context, sources: list[Source] | None = None) -> list[
         ctx.errors.extend(cached[1])
         return cached[0]
     found: list[Inventory] = []
-    for source in sources or _sources():
+    for source in sources if sources is not None else _sources(ctx.root):
         try:
             inventory = source(ctx)
         except Exception as exc:  # one vendor failing leaves the others' facts
@@ -74,16 +122,21 @@ def read_inventories(ctx: Context, sources: list[Source] | None = None) -> list[
     return found
 
 
-class Selection(NamedTuple):
+class Selection:
     """The devices a process may use, the whole GPUs it was given, and what is not known."""
 
-    devices: list[Device]
-    chosen_gpus: list[Device]
-    unknown: list[str]
+    __slots__ = ("chosen_gpus", "devices", "unknown")
+
+    def __init__(self, devices: list[Device], chosen_gpus: list[Device], unknown: list[str]) -> None:
+        self.devices = devices
+        self.chosen_gpus = chosen_gpus
+        self.unknown = unknown
 
 
 def visible_devices(inventories: list[Inventory], environ: Mapping[str, str] | None = None) -> Selection:
     """The devices the process may use, honouring each vendor's visibility variables."""
+    from . import visibility
+
     env = os.environ if environ is None else environ
     devices: list[Device] = []
     chosen: list[Device] = []
@@ -119,6 +172,11 @@ def visible_devices(inventories: list[Inventory], environ: Mapping[str, str] | N
 def collect(ctx: Context) -> dict[str, str]:
     """``sys.gpu``, ``sys.gpu_count`` and the other GPU tags for the visible GPUs."""
     inventories = read_inventories(ctx)
+    if not inventories:  # no GPU driver or device here: nothing more to import or ask
+        ctx.details.update(gpus=[], gpu_sources=[])
+        return {} if ctx.errors else {T.GPU: T.NO_GPU, T.GPU_COUNT: "0"}
+    from .gpu import describe, gpu_tags
+
     selection = visible_devices(inventories)
     ctx.details.update(describe(selection.devices, inventories))
     for inventory in inventories:
@@ -143,6 +201,7 @@ def collect(ctx: Context) -> dict[str, str]:
 def _forget() -> None:
     with _lock:
         _inventories.clear()
+        _sources_by_root.clear()
 
 
 def _after_fork_in_child() -> None:

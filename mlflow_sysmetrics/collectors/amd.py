@@ -13,18 +13,18 @@ in the snapshot but are not accelerators a training run uses.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
-from typing import Any
 
 from .._context import Context
 from .._files import Root
 from . import pci
 from .gpu import Device, Inventory
 
-_LOG = logging.getLogger("mlflow_sysmetrics")
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-AMD_VENDOR_ID = 0x1002
+AMD_VENDOR_ID = pci.VENDOR_AMD
 DRIVER = "amdgpu"
 
 #: Product names by (PCI device id, revision), as libdrm's data/amdgpu.ids writes them.
@@ -132,17 +132,19 @@ def power_cap_w(root: Root, base: str) -> float | None:
     return None
 
 
-def from_sysfs(root: Root) -> Inventory | None:
+def from_sysfs(root: Root, candidates: list[pci.PciDevice] | None = None) -> Inventory | None:
     """AMD accelerators on the PCI bus that ``amdgpu`` serves, with what it tells of them."""
-    return _from_sysfs(root)[0]
+    return _from_sysfs(root, candidates)[0]
 
 
-def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
+def _from_sysfs(root: Root, candidates: list[pci.PciDevice] | None) -> tuple[Inventory | None, bool]:
     """:func:`from_sysfs`, and whether a tool must still be asked for a name or a size."""
     devices: list[Device] = []
     notes: list[str] = []
     unsure = False
-    for found in pci.accelerators(root, AMD_VENDOR_ID):
+    if candidates is None:
+        candidates = pci.accelerators(root, AMD_VENDOR_ID)
+    for found in candidates:
         reason = pci.unusable_reason(found, DRIVER)
         if reason is not None:
             notes.append(reason)
@@ -309,9 +311,12 @@ def _fill(pci_devices: Inventory, tool: Inventory) -> Inventory:
     )
 
 
-def inventory(ctx: Context) -> Inventory | None:
-    """AMD GPUs by the cheapest source that names them; ``None`` when there are none."""
-    found, unsure = _from_sysfs(ctx.root)
+def inventory(ctx: Context, candidates: list[pci.PciDevice] | None = None) -> Inventory | None:
+    """AMD GPUs by the cheapest source that names them; ``None`` when there are none.
+
+    ``candidates``: the AMD functions on the PCI bus, when the caller has scanned it already.
+    """
+    found, unsure = _from_sysfs(ctx.root, candidates)
     if found is None or not unsure:
         return found
     sources: list[Callable[[], Inventory | None]] = [lambda: from_rocm_smi(ctx)]

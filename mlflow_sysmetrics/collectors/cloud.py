@@ -6,11 +6,12 @@ Only what the firmware says is used: AWS Nitro instances name their type in
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from .. import tags as T
 from .._context import Context
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DMI_FIELDS = (
     "sys_vendor",
@@ -25,7 +26,10 @@ DMI_FIELDS = (
 
 #: Azure writes this asset tag on every VM's chassis.
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-_AWS_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+#: Asset tags that mark a cloud rather than one machine; any other is an owner's inventory
+#: number, an identifier that stays out of the snapshot (as the host name does, unless asked).
+CLOUD_ASSET_TAGS = frozenset({AZURE_ASSET_TAG, "OracleCloud.com", "Amazon EC2"})
+_AWS_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"  # compiled (and cached by re) where used
 
 
 def classify(dmi: Mapping[str, str]) -> dict[str, str]:
@@ -37,7 +41,9 @@ def classify(dmi: Mapping[str, str]) -> dict[str, str]:
     asset = dmi.get("chassis_asset_tag", "")
     if "Amazon EC2" in (vendor, bios_vendor, dmi.get("board_vendor", "")):
         found = {T.CLOUD: "aws"}
-        if _AWS_TYPE.match(product):
+        import re  # AWS only
+
+        if re.match(_AWS_TYPE, product):
             found[T.INSTANCE_TYPE] = product
         return found
     if "amazon" in bios_version.lower():  # Xen-based EC2 generations
@@ -76,10 +82,15 @@ def read_dmi(ctx: Context) -> dict[str, str]:
     return found
 
 
+def shareable(dmi: Mapping[str, str]) -> dict[str, str]:
+    """The DMI strings fit for the snapshot: an asset tag only where it names a cloud."""
+    return {k: v for k, v in dmi.items() if k != "chassis_asset_tag" or v in CLOUD_ASSET_TAGS}
+
+
 def collect_linux(ctx: Context) -> dict[str, str]:
     """``sys.cloud`` / ``sys.instance_type`` on Linux."""
     dmi = read_dmi(ctx)
-    ctx.details["dmi"] = dmi
+    ctx.details["dmi"] = shareable(dmi)
     return classify(dmi)
 
 
@@ -88,5 +99,5 @@ def collect_windows(ctx: Context) -> dict[str, str]:  # pragma: no cover - needs
     from . import windows
 
     dmi = windows.dmi(windows.WinRegistry())
-    ctx.details["dmi"] = dmi
+    ctx.details["dmi"] = shareable(dmi)
     return classify(dmi)

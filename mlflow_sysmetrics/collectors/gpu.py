@@ -7,49 +7,148 @@ and friends) and writes the ``sys.gpu*`` tags.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
-
 from .. import tags as T
 
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
-class Device(NamedTuple):
-    """One GPU (or one MIG instance of one)."""
-
-    vendor: str
-    index: int  # type: ignore[assignment]  # shadows tuple.index, deliberately: the field is the index
-    name: str
-    uuid: str | None = None
-    memory_bytes: int | None = None
-    bus_id: str | None = None
-    compute_capability: str | None = None
-    mig_enabled: bool | None = None
-    mig_devices: tuple[Device, ...] = ()
-    unified_memory: bool = False
-    #: Graphics built into the CPU package (an APU's): listed, but not a training accelerator.
-    integrated: bool = False
-    #: A MIG instance's GPU instance and compute instance ids (the old ``MIG-GPU-<uuid>/<gi>/<ci>`` names).
-    mig_ids: tuple[int, int] | None = None
-    #: The power limit the GPU enforces, in watts (a MIG instance: its GPU's).
-    power_limit_w: float | None = None
-    #: The PCIe link's maximum generation and its negotiated width (lanes).
-    pcie_generation: int | None = None
-    pcie_width: int | None = None
-    #: Active NVLink links; ``None`` where the GPU has no NVLink (or it cannot be read).
-    nvlink_links: int | None = None
+    from typing_extensions import Self
 
 
-class Inventory(NamedTuple):
-    """What one vendor's source says about the machine's GPUs."""
+class _Value:
+    """A value object: equal (and hashing alike) when every field is, copied with :meth:`_replace`.
 
-    vendor: str
-    source: str
-    devices: tuple[Device, ...] = ()
-    driver: str | None = None
-    cuda_driver: str | None = None
-    notes: tuple[str, ...] = ()
-    #: Devices that failed to answer (the others' facts still count).
-    errors: tuple[str, ...] = ()
+    Plain classes rather than ``NamedTuple``: building a named tuple's class imports
+    ``typing`` and costs milliseconds, which a GPU machine's first collection would pay.
+    """
+
+    __slots__ = ()
+
+    def _names(self) -> tuple[str, ...]:
+        names: tuple[str, ...] = self.__slots__
+        return names
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._names())
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields by name, in order (as a named tuple's ``_asdict``)."""
+        return {name: getattr(self, name) for name in self._names()}
+
+    def _replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied (as a named tuple's ``_replace``)."""
+        unknown = set(changes) - set(self._names())
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        values = self._asdict()
+        values.update(changes)
+        return type(self)(**values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
+        return f"{type(self).__name__}({shown})"
+
+
+class Device(_Value):
+    """One GPU (or one MIG instance of one).
+
+    ``integrated``: graphics built into the CPU package (an APU's), listed but not a training
+    accelerator. ``mig_ids``: a MIG instance's GPU instance and compute instance ids (the old
+    ``MIG-GPU-<uuid>/<gi>/<ci>`` names). ``power_limit_w``: the power limit the GPU enforces,
+    in watts (a MIG instance: its GPU's). ``pcie_generation`` and ``pcie_width``: the PCIe
+    link's maximum generation and its negotiated width (lanes). ``nvlink_links``: active
+    NVLink links, ``None`` where the GPU has no NVLink (or it cannot be read).
+    """
+
+    __slots__ = (
+        "bus_id",
+        "compute_capability",
+        "index",
+        "integrated",
+        "memory_bytes",
+        "mig_devices",
+        "mig_enabled",
+        "mig_ids",
+        "name",
+        "nvlink_links",
+        "pcie_generation",
+        "pcie_width",
+        "power_limit_w",
+        "unified_memory",
+        "uuid",
+        "vendor",
+    )
+
+    def __init__(
+        self,
+        vendor: str,
+        index: int,
+        name: str,
+        uuid: str | None = None,
+        memory_bytes: int | None = None,
+        bus_id: str | None = None,
+        compute_capability: str | None = None,
+        mig_enabled: bool | None = None,
+        mig_devices: tuple[Device, ...] = (),
+        unified_memory: bool = False,
+        integrated: bool = False,
+        mig_ids: tuple[int, int] | None = None,
+        power_limit_w: float | None = None,
+        pcie_generation: int | None = None,
+        pcie_width: int | None = None,
+        nvlink_links: int | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.index = index
+        self.name = name
+        self.uuid = uuid
+        self.memory_bytes = memory_bytes
+        self.bus_id = bus_id
+        self.compute_capability = compute_capability
+        self.mig_enabled = mig_enabled
+        self.mig_devices = mig_devices
+        self.unified_memory = unified_memory
+        self.integrated = integrated
+        self.mig_ids = mig_ids
+        self.power_limit_w = power_limit_w
+        self.pcie_generation = pcie_generation
+        self.pcie_width = pcie_width
+        self.nvlink_links = nvlink_links
+
+
+class Inventory(_Value):
+    """What one vendor's source says about the machine's GPUs.
+
+    ``errors``: devices that failed to answer (the others' facts still count).
+    """
+
+    __slots__ = ("cuda_driver", "devices", "driver", "errors", "notes", "source", "vendor")
+
+    def __init__(
+        self,
+        vendor: str,
+        source: str,
+        devices: tuple[Device, ...] = (),
+        driver: str | None = None,
+        cuda_driver: str | None = None,
+        notes: tuple[str, ...] = (),
+        errors: tuple[str, ...] = (),
+    ) -> None:
+        self.vendor = vendor
+        self.source = source
+        self.devices = devices
+        self.driver = driver
+        self.cuda_driver = cuda_driver
+        self.notes = notes
+        self.errors = errors
 
 
 def _grouped(devices: Sequence[Device]) -> list[tuple[str, list[Device]]]:

@@ -9,8 +9,6 @@ active ports count; every port is listed in the snapshot.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .. import tags as T
 from .._context import Context
 from .._files import Root
@@ -18,14 +16,21 @@ from .._files import Root
 BASE = "/sys/class/infiniband"
 
 
-class Port(NamedTuple):
+class Port:
     """One port of an RDMA device."""
 
-    device: str
-    port: str
-    kind: str
-    rate: str | None
-    active: bool
+    __slots__ = ("active", "device", "kind", "port", "rate")
+
+    def __init__(self, device: str, port: str, kind: str, rate: str | None, active: bool) -> None:
+        self.device = device
+        self.port = port
+        self.kind = kind
+        self.rate = rate
+        self.active = active
+
+    def as_dict(self) -> dict[str, object]:
+        """The port for the snapshot document."""
+        return {name: getattr(self, name) for name in ("device", "port", "kind", "rate", "active")}
 
 
 def _kind(root: Root, device: str, link_layer: str | None) -> str:
@@ -64,6 +69,6 @@ def collect_linux(ctx: Context) -> dict[str, str]:
     """``sys.network``: the active RDMA ports; nothing when there are none."""
     found = ports(ctx.root)
     if found:
-        ctx.details["rdma_ports"] = [p._asdict() for p in found]
+        ctx.details["rdma_ports"] = [p.as_dict() for p in found]
     text = describe([p for p in found if p.active])
     return {T.NETWORK: text} if text else {}

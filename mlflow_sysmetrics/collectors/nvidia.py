@@ -5,21 +5,20 @@ in one in-process pass. Where NVML cannot be loaded or initialised, and on a rep
 machine (``MLFLOW_SYSMETRICS_ROOT``), the driver's ``/proc`` files give model, UUID, bus
 and driver version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds
 memory and compute capability, with the CUDA version read from ``nvidia-smi``'s header.
+The parsers of those fallbacks import ``re`` themselves: NVML's path does not need it.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
-import re
-from typing import Any
-
+from .. import _log
 from .._context import Context
 from .._files import Root
 from . import pci
 from .gpu import Device, Inventory
 
-_LOG = logging.getLogger("mlflow_sysmetrics")
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The one ``nvidia-smi`` query for everything at once (the fields a real H100 was asked).
 QUERY_FIELDS = (
@@ -30,12 +29,12 @@ OLDER_QUERIES = (
     "index,name,uuid,memory.total,driver_version,pci.bus_id,mig.mode.current,power.limit",
     "index,name,uuid,memory.total,driver_version,pci.bus_id",
 )
-_DRIVER = re.compile(r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)")
-_CUDA = re.compile(r"CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)", re.IGNORECASE)
+_DRIVER = r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)"
+_CUDA = r"(?i)CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)"
 #: A GPU UUID as the driver writes it; an uninitialised GPU shows ``GPU-????????-...`` instead.
-_UUID = re.compile(r"^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
-_MIG_LINE = re.compile(r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)")
-_GPU_LINE = re.compile(r"^GPU\s+(\d+):.*\(UUID:\s*(GPU-[^)\s]+)\)")
+_UUID = r"^GPU-[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$"
+_MIG_LINE = r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s*\(UUID:\s*(MIG-[^)\s]+)\)"
+_GPU_LINE = r"^GPU\s+(\d+):.*\(UUID:\s*(GPU-[^)\s]+)\)"
 
 
 def parse_information(text: str) -> dict[str, str]:
@@ -50,13 +49,17 @@ def parse_information(text: str) -> dict[str, str]:
 
 def parse_driver_version(text: str) -> str | None:
     """Driver version from ``/proc/driver/nvidia/version`` (``580.159.04``)."""
-    match = _DRIVER.search(text)
+    import re
+
+    match = re.search(_DRIVER, text)
     return match.group(1) if match else None
 
 
 def gpu_uuid(text: str | None) -> str | None:
     """``text`` when it is a GPU UUID; ``None`` for the placeholder of a GPU not yet initialised."""
-    return text if text and _UUID.match(text) else None
+    import re
+
+    return text if text and re.match(_UUID, text) else None
 
 
 def from_proc(root: Root) -> Inventory | None:
@@ -97,6 +100,8 @@ def from_proc(root: Root) -> Inventory | None:
 
 
 def _mib(value: str) -> int | None:
+    import re
+
     match = re.match(r"\s*(\d+(?:\.\d+)?)\s*(MiB|GiB)?\s*$", value)
     if not match:
         return None
@@ -114,12 +119,17 @@ def _clean(value: str | None) -> str | None:
 
 
 def _watts(value: str | None) -> float | None:
+    import re
+
     match = re.match(r"\s*(\d+(?:\.\d+)?)\s*W?\s*$", value or "")
     return float(match.group(1)) if match else None
 
 
 def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
     """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
+    import csv
+    import re
+
     try:
         rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if row]
     except csv.Error:
@@ -161,6 +171,8 @@ def parse_q_links(text: str) -> dict[str, tuple[int, int]]:
     The ``GPU Link Info`` section lists ``PCIe Generation`` (``Max``: the most the GPU and the
     system allow; ``Current`` drops when idle) and ``Link Width`` (``Current``: negotiated).
     """
+    import re
+
     found: dict[str, tuple[int, int]] = {}
     bus = section = ""
     generations: dict[str, int] = {}
@@ -224,21 +236,25 @@ def _sysfs_bus(bus: str | None) -> str:
 
 def parse_cuda_version(text: str) -> str | None:
     """CUDA driver version from ``nvidia-smi``'s header or ``nvidia-smi -q``."""
-    match = _CUDA.search(text)
+    import re
+
+    match = re.search(_CUDA, text)
     return match.group(1) if match else None
 
 
 def parse_list(text: str) -> dict[str, list[Device]]:
     """MIG instances per GPU UUID from ``nvidia-smi -L``."""
+    import re
+
     found: dict[str, list[Device]] = {}
     current: str | None = None
     for line in text.splitlines():
-        gpu = _GPU_LINE.match(line)
+        gpu = re.match(_GPU_LINE, line)
         if gpu:
             current = gpu.group(2)
             found[current] = []
             continue
-        mig = _MIG_LINE.match(line)
+        mig = re.match(_MIG_LINE, line)
         if mig and current is not None:
             found[current].append(Device("nvidia", int(mig.group(2)), f"MIG {mig.group(1)}", mig.group(3)))
     return found
@@ -333,20 +349,27 @@ def _bus_key(bus: str | None) -> str:
 
 
 def inventory(ctx: Context) -> Inventory | None:
-    """NVIDIA GPUs by the cheapest source that knows all six facts, or ``None`` if none."""
+    """NVIDIA GPUs by the cheapest source that knows every fact, or ``None`` if none.
+
+    On the live machine NVML answers everything in one pass; its shutdown is left until
+    the answer is handed over. The driver's files and ``nvidia-smi`` are read only when
+    NVML cannot be used, and on a replayed machine.
+    """
     root = ctx.root
-    proc = from_proc(root)
+    failure = None
     if root.is_live:
         from . import _nvml
 
         try:
-            return _nvml.inventory()
+            return _nvml.inventory(defer=ctx.defer)
         except OSError:
-            _LOG.debug("NVML is not installed; trying the driver's files and nvidia-smi")
+            _log.logger().debug("NVML is not installed; trying the driver's files and nvidia-smi")
         except _nvml.NVMLError as exc:
-            _LOG.debug("NVML failed (%s); trying the driver's files and nvidia-smi", exc)
-            if proc is not None:
-                ctx.note_error(exc)
+            _log.logger().debug("NVML failed (%s); trying the driver's files and nvidia-smi", exc)
+            failure = exc
+    proc = from_proc(root)
+    if failure is not None and proc is not None:
+        ctx.note_error(failure)
     if proc is None or not proc.devices:
         # No NVIDIA driver here: nvidia-smi, if installed at all, could only fail.
         return proc

@@ -11,26 +11,30 @@ here, and both are kept out (and named in the snapshot).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from .._files import Root
 
 DEVICES = "/sys/bus/pci/devices"
+VENDOR_AMD = 0x1002
 DISPLAY_CLASS = 0x03
 ACCELERATOR_CLASS = 0x12
 #: Drivers that hold a device for a guest: the host cannot use it.
 PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub", "pciback", "xen-pciback"})
 
 
-class PciDevice(NamedTuple):
+class PciDevice:
     """One PCI function, as sysfs describes it."""
 
-    bus: str
-    vendor: int
-    device: int
-    revision: int | None
-    pci_class: int
-    driver: str | None
+    __slots__ = ("bus", "device", "driver", "pci_class", "revision", "vendor")
+
+    def __init__(
+        self, bus: str, vendor: int, device: int, revision: int | None, pci_class: int, driver: str | None
+    ) -> None:
+        self.bus = bus
+        self.vendor = vendor
+        self.device = device
+        self.revision = revision
+        self.pci_class = pci_class
+        self.driver = driver
 
 
 def hex_value(text: str | None) -> int | None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import platform
-import socket
+import os
 
 from .. import tags as T
 from .._context import Context
@@ -21,7 +20,7 @@ def parse_os_release(text: str) -> dict[str, str]:
         if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
             quote = raw[0]
             raw = raw[1:-1]
-            if quote == '"':
+            if quote == '"' and "\\" in raw:
                 out = []
                 i = 0
                 while i < len(raw):
@@ -47,9 +46,48 @@ def os_name_from_release(values: dict[str, str]) -> str | None:
     return text or None
 
 
+def platform_string(system: str, release: str, machine: str, libc: str) -> str:
+    """Python's :func:`platform.platform` layout: the parts joined by ``-``, made file-name safe.
+
+    ``Linux-6.8.0-1015-aws-x86_64-with-glibc2.39``: spaces become ``_``; ``/ \\ : ; " ( )``
+    become ``-``; the word ``unknown`` is dropped; runs of ``-`` fold into one.
+    """
+    text = "-".join(part.strip() for part in (system, release, machine, "with", libc) if part)
+    text = text.replace(" ", "_")
+    for character in '/\\:;"()':
+        text = text.replace(character, "-")
+    text = text.replace("unknown", "")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text.rstrip("-")
+
+
+def linux_platform() -> str:
+    """:func:`platform.platform`'s string for Linux, without the process it starts.
+
+    Python 3.11 and 3.12 build it from ``uname`` and the C library's name and version, and to
+    fill in the processor they run ``uname -p`` (a millisecond or more, and ``subprocess``
+    imported) whose answer they then drop on the distributions we know: it prints
+    ``unknown`` on Debian, Ubuntu and Alpine, and the machine again on the Red Hat family.
+    The C library comes from ``confstr`` as Python's own :func:`platform.libc_ver` takes it
+    (``glibc 2.39``); where that is not known (musl) Python's function is asked.
+    """
+    uname = os.uname()
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    name, _, version = libc.partition(" ")
+    if not version:
+        import platform  # musl: Python looks in its own executable
+
+        name, version = platform.libc_ver()
+    return platform_string(uname.sysname, uname.release, uname.machine, name + version)
+
+
 def collect_linux(ctx: Context) -> dict[str, str]:
     """``sys.platform`` and ``sys.os`` (from ``/etc/os-release``, else ``/usr/lib/os-release``)."""
-    found = {T.PLATFORM: platform.platform()}
+    found = {T.PLATFORM: linux_platform()}
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         text = ctx.root.read(path)
         if text is not None:
@@ -84,6 +122,8 @@ def windows_name(release: str, version: str) -> str | None:
 
 def collect_macos(ctx: Context) -> dict[str, str]:
     """``sys.platform`` and ``sys.os`` on macOS."""
+    import platform
+
     found = {T.PLATFORM: platform.platform()}
     name = macos_name(platform.mac_ver()[0])
     if name:
@@ -93,6 +133,8 @@ def collect_macos(ctx: Context) -> dict[str, str]:
 
 def collect_windows(ctx: Context) -> dict[str, str]:
     """``sys.platform`` and ``sys.os`` on Windows."""
+    import platform
+
     found = {T.PLATFORM: platform.platform()}
     release, version, _, _ = platform.win32_ver()
     name = windows_name(release, version)
@@ -103,10 +145,14 @@ def collect_windows(ctx: Context) -> dict[str, str]:
 
 def collect_other(ctx: Context) -> dict[str, str]:
     """``sys.platform`` and ``sys.os`` where no better source is known."""
+    import platform
+
     return {T.PLATFORM: platform.platform(), T.OS: f"{platform.system()} {platform.release()}".strip()}
 
 
 def collect_host(ctx: Context) -> dict[str, str]:
     """``sys.host``: the host name, written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks."""
+    import socket  # opt-in, so only a process that asked pays for it
+
     name = socket.gethostname()
     return {T.HOST: name} if name else {}

@@ -15,10 +15,11 @@ selects AMD devices (ROCm's current variable reference lists only those two).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
 from .gpu import Device
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: ``CUDA_DEVICE_ORDER`` value under which CUDA's indexes follow PCI bus order.
 PCI_BUS_ORDER = "PCI_BUS_ID"
@@ -88,12 +89,15 @@ def _mig_instance(gpus: Sequence[Device], token: str) -> Device | None:
     return None
 
 
-class Visible(NamedTuple):
+class Visible:
     """What a CUDA process enumerates: its devices, the GPUs chosen, and what is not known."""
 
-    devices: list[Device]
-    gpus: list[Device]
-    unknown: str | None = None
+    __slots__ = ("devices", "gpus", "unknown")
+
+    def __init__(self, devices: list[Device], gpus: list[Device], unknown: str | None = None) -> None:
+        self.devices = devices
+        self.gpus = gpus
+        self.unknown = unknown
 
 
 def _pick(devices: Sequence[Device], picked: Sequence[Device | None]) -> list[Device]:

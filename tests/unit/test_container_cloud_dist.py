@@ -9,6 +9,7 @@ import pytest
 
 from mlflow_sysmetrics import collect
 from mlflow_sysmetrics.collectors import cloud, container, distributed
+from tests.conftest import fixture_root
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -257,3 +258,29 @@ def test_shared_run_keys_per_node() -> None:
     assert node2 == {"sys.node2.cpu": "X", "sysmetrics.node2.error": "gpu: boom"}
     assert other is None
     assert node_key("sys.gpu", 0) == "sys.gpu"
+
+
+def test_an_owners_asset_tag_stays_out_of_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workstation's inventory number is an identifier: not in tags, not in the snapshot."""
+    from mlflow_sysmetrics import snapshot
+
+    dmi = tmp_path / "sys/class/dmi/id"
+    dmi.mkdir(parents=True)
+    (dmi / "sys_vendor").write_text("Dell Inc.\n")
+    (dmi / "chassis_asset_tag").write_text("IT-004512\n")
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(tmp_path))
+    document = snapshot()
+    assert document["dmi"] == {"sys_vendor": "Dell Inc."}
+    assert "IT-004512" not in str(document)
+
+
+def test_a_clouds_asset_tag_marker_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Azure writes one fixed asset tag on every VM: it names the cloud, not a machine."""
+    from mlflow_sysmetrics import snapshot
+
+    monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("azure-vm")))
+    document = snapshot()
+    assert document["dmi"]["chassis_asset_tag"] == cloud.AZURE_ASSET_TAG
+    assert document["tags"]["sys.cloud"] == "azure"

@@ -72,7 +72,7 @@ def test_a_stuck_network_mount_costs_one_deadline(monkeypatch: pytest.MonkeyPatc
         raise OSError("released")
 
     monkeypatch.chdir("/proc")  # not a local file system type, so statvfs is guarded
-    monkeypatch.setattr(shutil, "disk_usage", hung_statvfs)
+    monkeypatch.setattr(os, "statvfs", hung_statvfs)
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.3")
     started = time.monotonic()
     tags = collect()
@@ -92,7 +92,7 @@ def test_a_local_file_system_is_read_in_the_callers_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A local mount (per mountinfo) answers at once: no helper thread is started for it."""
-    real = shutil.disk_usage
+    real = os.statvfs
     threads: list[str] = []
 
     def recording(path: str) -> object:
@@ -100,7 +100,7 @@ def test_a_local_file_system_is_read_in_the_callers_thread(
         return real(path)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage", recording)
+    monkeypatch.setattr(os, "statvfs", recording)
     assert "sys.disk_free_gb" in collect()
     assert threads == [threading.current_thread().name]
 

@@ -23,7 +23,9 @@ def _python(code: str, **env: str) -> Any:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [env.pop("PYTHONPATH", ""), str(REPO)]))
     environ.update(env)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -111,9 +113,7 @@ def test_frameworks_imported_in_this_process() -> None:
     """Import torch and scikit-learn, then collect: both listed, with their installed versions."""
     from importlib import metadata
 
-    tags = _python(
-        "import torch, sklearn, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
-    )
+    tags = _python("import torch, sklearn, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))")
     expected = f"torch {metadata.version('torch')}, sklearn {metadata.version('scikit-learn')}"
     assert tags["sys.frameworks"] == expected
     assert "sys.cuda_runtime" not in tags  # a CPU build of torch
@@ -154,7 +154,9 @@ def test_cuda_build_of_torch_and_its_nvidia_wheels(tmp_path: Path) -> None:
             "nvidia_nccl_cu12-2.27.3.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-nccl-cu12\nVersion: 2.27.3\n",
         },
     )
-    tags = _python("import torch, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))", PYTHONPATH=str(site))
+    tags = _python(
+        "import torch, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))", PYTHONPATH=str(site)
+    )
     assert {k: tags.get(k) for k in ("sys.frameworks", "sys.cuda_runtime", "sys.cudnn", "sys.nccl")} == {
         "sys.frameworks": "torch 2.13.0+cu128",
         "sys.cuda_runtime": "12.8",
@@ -177,9 +179,14 @@ def test_tensorflow_build_info(tmp_path: Path) -> None:
         },
     )
     tags = _python(
-        "import tensorflow, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))", PYTHONPATH=str(site)
+        "import tensorflow, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
+        PYTHONPATH=str(site),
     )
-    assert (tags["sys.frameworks"], tags["sys.cuda_runtime"], tags["sys.cudnn"]) == ("tensorflow 2.18.0", "12.5.1", "9")
+    assert (tags["sys.frameworks"], tags["sys.cuda_runtime"], tags["sys.cudnn"]) == (
+        "tensorflow 2.18.0",
+        "12.5.1",
+        "9",
+    )
     assert "sys.nccl" not in tags
 
 

@@ -1,0 +1,151 @@
+"""The cold path: only what this machine needs is imported, and the facts still match their sources.
+
+The first collection in a process pays for every module it imports. These tests run a bare
+interpreter (``python -S``: no site-packages, no MLflow, as on a GPU node with nothing but
+the package) and check what the collection brought in; the facts that were once read
+through heavier modules (``platform``, ``importlib.metadata``, ``shutil``) are checked
+against those modules themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from mlflow_sysmetrics.collectors import disk, software, system
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Standard modules a plain Linux machine without a GPU needs none of.
+NOT_NEEDED = (
+    "csv",
+    "ctypes",
+    "subprocess",
+    "selectors",
+    "logging",
+    "re",
+    "typing",
+    "shutil",
+    "platform",
+    "socket",
+    "json",
+    "fnmatch",
+    "contextlib",
+    "importlib.util",
+    "importlib.metadata",
+)
+#: Our modules for hardware or systems this machine does not have.
+VENDOR_MODULES = ("nvidia", "_nvml", "amd", "apple", "windows", "gpu", "visibility")
+
+
+def _bare(code: str, **env: str) -> object:
+    """Run ``code`` in ``python -S`` with only the repository on the path; its last line is JSON."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
+    environ.update(PYTHONPATH=str(REPO), **env)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=environ, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")
+def test_collect_imports_only_what_this_machine_needs() -> None:
+    """No tool is run here and no GPU is present: nothing of csv, ctypes, subprocess, logging, re."""
+    code = (
+        "import sys, json\n"
+        "before = set(sys.modules)\n"
+        "import mlflow_sysmetrics\n"
+        "tags = mlflow_sysmetrics.collect()\n"
+        "print(json.dumps([sorted(set(sys.modules) - before), tags]))\n"
+    )
+    new, tags = _bare(code)  # type: ignore[misc]
+    assert "sys.cpu" in tags
+    assert "sysmetrics.error" not in tags, tags
+    assert tags["sys.gpu"] == "None"
+    assert sorted(set(NOT_NEEDED) & set(new)) == []
+    assert [m for m in new if m.rsplit(".", 1)[-1] in VENDOR_MODULES] == []
+    assert sorted(set(software.FRAMEWORKS) & set(new)) == []
+
+
+def test_the_bare_collection_names_the_same_facts(tmp_path: Path) -> None:
+    """Without MLflow or site-packages the facts that need neither are the same as here."""
+    code = "import json, mlflow_sysmetrics\nprint(json.dumps(mlflow_sysmetrics.collect()))\n"
+    bare = _bare(code)
+    from mlflow_sysmetrics import collect
+
+    here = collect()
+    for key in ("sys.cpu", "sys.cpu_cores", "sys.memory_gb", "sys.os", "sys.platform", "sys.python"):
+        assert bare[key] == here[key], key  # type: ignore[index]
+    assert "sys.mlflow" not in bare  # type: ignore[operator]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's platform string")
+def test_platform_string_is_pythons_own() -> None:
+    """sys.platform is what platform.platform() says, built without its `uname -p` process."""
+    assert system.linux_platform() == platform.platform()
+
+
+def test_platform_string_layout() -> None:
+    """Python's layout: parts joined by '-', unsafe characters made '-', 'unknown' dropped."""
+    assert system.platform_string("Linux", "6.8.0-1015-aws", "x86_64", "glibc2.39") == (
+        "Linux-6.8.0-1015-aws-x86_64-with-glibc2.39"
+    )
+    assert system.platform_string("Linux", "5.4 (custom)", "unknown", "") == "Linux-5.4_-custom-with"
+
+
+def test_python_version_is_platforms() -> None:
+    """sys.python is platform.python_version(), release-candidate suffixes included."""
+    assert software.python_version() == platform.python_version()
+
+
+def test_mlflow_version_from_its_dist_info_folder() -> None:
+    """Found without importing MLflow or importlib.metadata, and the same as the metadata says."""
+    pytest.importorskip("mlflow")  # the unit tests also run where MLflow is not installed
+    code = (
+        "import sys, json\n"
+        "sys.path.extend(json.loads(sys.argv[1]))\n"
+        "from mlflow_sysmetrics.collectors import software\n"
+        "print(json.dumps([software.mlflow_version(), 'importlib.metadata' in sys.modules]))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    environ["PYTHONPATH"] = str(REPO)
+    paths = [p for p in sys.path if p.endswith("site-packages")]
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+        check=True,
+    )
+    version, loaded_metadata = json.loads(out.stdout.strip().splitlines()[-1])
+    assert version == metadata.version("mlflow")
+    assert loaded_metadata is False
+
+
+def test_dist_info_names_are_normalised(tmp_path: Path) -> None:
+    """Folder names as the packaging specification writes them: lower case, '_' for '-', '.'."""
+    for name in ("mlflow_skinny-3.17.2.dist-info", "other-1.0.dist-info", "mlflow.egg-info"):
+        (tmp_path / name).mkdir()
+    assert software.dist_info_version(str(tmp_path), ("mlflow", "mlflow_skinny")) == "3.17.2"
+    (tmp_path / "MLflow-3.18.0.dist-info").mkdir()
+    assert software.dist_info_version(str(tmp_path), ("mlflow", "mlflow_skinny")) == "3.18.0"
+    assert software.dist_info_version(str(tmp_path / "missing"), ("mlflow",)) is None
+
+
+def test_disk_space_is_what_shutil_says(tmp_path: Path) -> None:
+    """Free and total bytes from statvfs as shutil.disk_usage computes them."""
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    free, total = disk.space(str(tmp_path))
+    assert total == usage.total
+    assert abs(free - usage.free) < 64 * 1024 * 1024  # other processes write meanwhile
