@@ -21,6 +21,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 "$PY" -c "import psutil, wrapt; print('psutil', psutil.__version__, 'wrapt', wrapt.__version__)"
 "$PY" -c "import importlib.util as u; print('mlflow importable:', u.find_spec('mlflow') is not None)"
 nproc
+nvidia-smi -q | grep -E -A4 "GPU Link Info|PCIe Generation|Link Width|Power Limit" | head -60
 "$PY" -m compileall -q mlflow_sysmetrics
 echo
 echo "== collect() beside nvidia-smi"
