@@ -10,6 +10,15 @@ from __future__ import annotations
 
 import os
 
+from . import _state
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 #: Most bytes read from one file; ``/proc/cpuinfo`` of a 512-core machine is about 1 MiB.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -64,3 +73,23 @@ class Root:
             return sorted(os.listdir(self.join(path)))
         except (OSError, ValueError):
             return []
+
+
+def once_per_root(read: Callable[[Root], T]) -> Callable[[Root], T]:
+    """``read(root)`` remembered per root, for what is read once per process.
+
+    ``clear_cache()`` forgets it. Two threads asking at once may both read; they read the same.
+    """
+    known: dict[str, T] = {}
+    _state.register(reset=known.clear)
+
+    def remembered(root: Root) -> T:
+        try:
+            return known[root.path]
+        except KeyError:
+            found = known[root.path] = read(root)
+            return found
+
+    remembered.__name__ = read.__name__
+    remembered.__doc__ = read.__doc__
+    return remembered

@@ -197,6 +197,16 @@ def log_sysmetrics(
     return tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite).written
 
 
+def _tag_open_run(run_id: str, snapshot: bool) -> None:
+    """Tag a run the user is in; a failure is a warning, and the user's run goes on."""
+    import mlflow
+
+    try:
+        tag_run(run_id, mlflow.MlflowClient(), snapshot=snapshot)
+    except Exception as exc:
+        _LOG.warning("could not tag run %s with system tags: %s", run_id, exc)
+
+
 def _check_options(options: Mapping[str, Any], door: str) -> None:
     unknown = sorted(set(options) - RUN_OPTIONS)
     if unknown:
@@ -228,20 +238,14 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
 
     active = mlflow.active_run()
     if not start_run_kwargs and active is not None:
-        try:
-            tag_run(active.info.run_id, mlflow.MlflowClient(), snapshot=snapshot)
-        except Exception as exc:  # the user's run goes on even if tagging fails
-            _LOG.warning("could not tag run %s with system tags: %s", active.info.run_id, exc)
+        _tag_open_run(active.info.run_id, snapshot)
         yield active
         return
 
     if start_run_kwargs.get("run_id"):  # an existing run: its facts are checked, not overwritten
         run = mlflow.start_run(**start_run_kwargs)
         with run:
-            try:
-                tag_run(run.info.run_id, mlflow.MlflowClient(), snapshot=snapshot)
-            except Exception as exc:  # the user's run goes on even if tagging fails
-                _LOG.warning("could not tag run %s with system tags: %s", run.info.run_id, exc)
+            _tag_open_run(run.info.run_id, snapshot)
             yield run
         return
     user_tags = dict(start_run_kwargs.pop("tags", None) or {})

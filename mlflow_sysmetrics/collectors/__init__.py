@@ -6,10 +6,10 @@ Adding a fact means adding one collector function and one row here (and its key 
 
 from __future__ import annotations
 
-from .. import _platform, _state
+from .. import _platform
 from .. import tags as T
 from .._context import Collector
-from .._files import Root
+from .._files import Root, once_per_root
 from . import (
     _mountinfo,
     accelerators,
@@ -106,10 +106,8 @@ def for_platform(name: str) -> tuple[Collector, ...]:
 
 COLLECTORS: tuple[Collector, ...] = for_platform(_platform.NAME)
 
-_cannot_block: dict[str, bool] = {}
-_state.register(reset=_cannot_block.clear)
 
-
+@once_per_root
 def reads_cannot_block(root: Root) -> bool:
     """Whether reading this root's files cannot block, so they may be read in the caller's thread.
 
@@ -118,7 +116,4 @@ def reads_cannot_block(root: Root) -> bool:
     loaded from. A replayed tree (which may hold a FIFO), a root on a network file system,
     and macOS and Windows (whose sources are tools and registries) are read by workers.
     """
-    known = _cannot_block.get(root.path)
-    if known is None:
-        known = _cannot_block[root.path] = _platform.LINUX and root.is_live and _mountinfo.is_local(root, "/")
-    return known
+    return _platform.LINUX and root.is_live and _mountinfo.is_local(root, "/")

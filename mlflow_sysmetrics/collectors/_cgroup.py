@@ -11,16 +11,10 @@ v1 controllers win over a v2 hierarchy that does not hold them (hybrid hosts).
 from __future__ import annotations
 
 import posixpath
-import threading
 
-from .. import _state
-from .._files import Root
+from .._files import Root, once_per_root
 from . import _mountinfo
 from ._mountinfo import Mount
-
-_lock = threading.Lock()
-_memberships: dict[str, list[Membership]] = {}
-_state.register(reset=_memberships.clear)
 
 
 class Membership:
@@ -50,15 +44,10 @@ def parse_mountinfo(text: str) -> list[Mount]:
     return [m for m in _mountinfo.parse(text) if m.cgroup_version is not None]
 
 
+@once_per_root
 def memberships(root: Root) -> list[Membership]:
     """The lines of ``/proc/self/cgroup`` under ``root``, read once per process."""
-    with _lock:
-        known = _memberships.get(root.path)
-    if known is None:
-        known = parse_proc_cgroup(root.read("/proc/self/cgroup") or "")
-        with _lock:
-            _memberships[root.path] = known
-    return known
+    return parse_proc_cgroup(root.read("/proc/self/cgroup") or "")
 
 
 def controller_dirs(root: Root, controller: str) -> tuple[int, list[str]]:

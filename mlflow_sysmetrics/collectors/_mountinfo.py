@@ -8,10 +8,7 @@ are written with octal escapes for space, tab, newline and backslash.
 
 from __future__ import annotations
 
-import threading
-
-from .. import _state
-from .._files import Root
+from .._files import Root, once_per_root
 
 #: File system types whose reads (and ``statvfs``) answer without asking a server.
 LOCAL_TYPES = frozenset(
@@ -37,10 +34,6 @@ LOCAL_TYPES = frozenset(
         "reiserfs",
     }
 )
-
-_lock = threading.Lock()
-_by_root: dict[str, list[Mount]] = {}
-_state.register(reset=_by_root.clear)
 
 
 class Mount:
@@ -110,18 +103,13 @@ def holding(mounts: list[Mount], path: str) -> Mount | None:
     return best
 
 
+@once_per_root
 def mounts(root: Root) -> list[Mount]:
     """The mounts of ``/proc/self/mountinfo`` under ``root``, read once per process.
 
     The CPU, memory and disk collectors all look them up.
     """
-    with _lock:
-        known = _by_root.get(root.path)
-    if known is None:
-        known = parse(root.read("/proc/self/mountinfo") or "")
-        with _lock:
-            _by_root[root.path] = known
-    return known
+    return parse(root.read("/proc/self/mountinfo") or "")
 
 
 def is_local(root: Root, path: str) -> bool:

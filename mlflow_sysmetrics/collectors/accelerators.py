@@ -14,7 +14,7 @@ import threading
 from .. import _platform, _state
 from .. import tags as T
 from .._context import Context
-from .._files import Root
+from .._files import Root, once_per_root
 from . import pci
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -30,7 +30,6 @@ VISIBILITY_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "HIP_VISIBLE_DEVI
 
 _lock = threading.Lock()
 _inventories: dict[str, tuple[list[Inventory], list[str]]] = {}
-_sources_by_root: dict[str, list[Source]] = {}
 
 
 def has_sources(root: Root) -> bool:
@@ -38,6 +37,7 @@ def has_sources(root: Root) -> bool:
     return bool(_sources(root))
 
 
+@once_per_root
 def _sources(root: Root) -> list[Source]:
     """The sources for this platform, and on Linux only those whose hardware is there.
 
@@ -46,13 +46,6 @@ def _sources(root: Root) -> list[Source]:
     WSL's ``/dev/dxg`` or the NVML library itself; an AMD accelerator on the PCI bus.
     Looked up once per root.
     """
-    known = _sources_by_root.get(root.path)
-    if known is None:
-        known = _sources_by_root[root.path] = _find_sources(root)
-    return known
-
-
-def _find_sources(root: Root) -> list[Source]:
     if _platform.MACOS:
         from . import apple
 
@@ -201,7 +194,6 @@ def collect(ctx: Context) -> dict[str, str]:
 def _forget() -> None:
     with _lock:
         _inventories.clear()
-        _sources_by_root.clear()
 
 
 def _after_fork_in_child() -> None:

@@ -8,56 +8,15 @@ and friends) and writes the ``sys.gpu*`` tags.
 from __future__ import annotations
 
 from .. import tags as T
+from .._value import Value
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from typing_extensions import Self
 
-
-class _Value:
-    """A value object: equal (and hashing alike) when every field is, copied with :meth:`_replace`.
-
-    Plain classes rather than ``NamedTuple``: building a named tuple's class imports
-    ``typing`` and costs milliseconds, which a GPU machine's first collection would pay.
-    """
-
-    __slots__ = ()
-
-    def _names(self) -> tuple[str, ...]:
-        names: tuple[str, ...] = self.__slots__
-        return names
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._names())
-
-    def _asdict(self) -> dict[str, Any]:
-        """The fields by name, in order (as a named tuple's ``_asdict``)."""
-        return {name: getattr(self, name) for name in self._names()}
-
-    def _replace(self, **changes: Any) -> Self:
-        """A copy with ``changes`` applied (as a named tuple's ``_replace``)."""
-        unknown = set(changes) - set(self._names())
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
-        values = self._asdict()
-        values.update(changes)
-        return type(self)(**values)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Value) and type(other) is type(self) and self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={value!r}" for name, value in self._asdict().items())
-        return f"{type(self).__name__}({shown})"
-
-
-class Device(_Value):
+class Device(Value):
     """One GPU (or one MIG instance of one).
 
     ``integrated``: graphics built into the CPU package (an APU's), listed but not a training
@@ -124,7 +83,7 @@ class Device(_Value):
         self.nvlink_links = nvlink_links
 
 
-class Inventory(_Value):
+class Inventory(Value):
     """What one vendor's source says about the machine's GPUs.
 
     ``errors``: devices that failed to answer (the others' facts still count).

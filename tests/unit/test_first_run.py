@@ -69,7 +69,8 @@ def test_collect_imports_only_what_this_machine_needs() -> None:
     new, tags = _bare(code)  # type: ignore[misc]
     assert "sys.cpu" in tags
     assert "sysmetrics.error" not in tags, tags
-    assert tags["sys.gpu"] == "None"
+    if tags["sys.gpu"] != "None":
+        pytest.skip("a GPU is here: its vendor modules and ctypes are needed")
     assert sorted(set(NOT_NEEDED) & set(new)) == []
     assert [m for m in new if m.rsplit(".", 1)[-1] in VENDOR_MODULES] == []
     assert sorted(set(software.FRAMEWORKS) & set(new)) == []
