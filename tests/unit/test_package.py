@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import mlflow_sysmetrics
 
@@ -51,12 +54,17 @@ def test_public_surface_is_explicit_and_documented() -> None:
 def test_the_built_wheel_installs_what_users_get(tmp_path: Path) -> None:
     """Build the wheel, install it in a fresh venv: entry point, console script, py.typed, a working import."""
     wheels = tmp_path / "wheels"
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    if built.returncode != 0:
+        offline = ("Could not find a version", "No matching distribution", "Failed to establish")
+        if not os.environ.get("CI") and any(words in built.stderr for words in offline):
+            pytest.skip("pip cannot fetch the build backend here (no package index); CI builds the wheel")
+        raise AssertionError(f"pip wheel failed:\n{built.stderr[-2000:]}")
     (wheel,) = wheels.glob("mlflow_sysmetrics-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

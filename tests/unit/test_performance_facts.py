@@ -110,13 +110,22 @@ def test_the_multi_node_scheme_covers_the_new_facts() -> None:
 
 
 def test_frameworks_imported_in_this_process() -> None:
-    """Import torch and scikit-learn, then collect: both listed, with their installed versions."""
+    """Import torch and scikit-learn, then collect: both listed with the versions they give themselves.
+
+    The version is the framework's own ``__version__`` (``2.11.0+cu130``: a CUDA wheel's
+    metadata may say only ``2.11.0``); the CUDA toolkit is ``torch.version.cuda``, absent on a
+    CPU build.
+    """
     from importlib import metadata
 
-    tags = _python("import torch, sklearn, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))")
-    expected = f"torch {metadata.version('torch')}, sklearn {metadata.version('scikit-learn')}"
-    assert tags["sys.frameworks"] == expected
-    assert "sys.cuda_runtime" not in tags  # a CPU build of torch
+    tags, own = _python(
+        "import torch, sklearn, json, mlflow_sysmetrics as m; "
+        "print(json.dumps([m.collect(), [torch.__version__, sklearn.__version__, torch.version.cuda]]))"
+    )
+    torch_version, sklearn_version, cuda = own
+    assert torch_version.split("+")[0] == metadata.version("torch").split("+")[0]
+    assert tags["sys.frameworks"] == f"torch {torch_version}, sklearn {sklearn_version}"
+    assert tags.get("sys.cuda_runtime") == cuda  # None on a CPU build: no tag
     later = _python(
         "import json, mlflow_sysmetrics as m; first = m.collect(); import sklearn; "
         "print(json.dumps([first.get('sys.frameworks'), m.collect().get('sys.frameworks')]))"
