@@ -14,7 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -107,28 +106,29 @@ def test_python_version_is_platforms() -> None:
     assert software.python_version() == platform.python_version()
 
 
-def test_mlflow_version_from_its_dist_info_folder() -> None:
-    """Found without importing MLflow or importlib.metadata, and the same as the metadata says."""
-    pytest.importorskip("mlflow")  # the unit tests also run where MLflow is not installed
+def test_mlflow_version_from_its_dist_info_folder(tmp_path: Path) -> None:
+    """Found without importing MLflow or importlib.metadata; the same as the metadata says.
+
+    An installed MLflow is laid out as pip lays it out (the package beside its ``.dist-info``
+    folder with a ``METADATA`` file); importlib.metadata, reading that file, is the reference.
+    """
+    site = tmp_path / "site-packages"
+    (site / "mlflow").mkdir(parents=True)
+    (site / "mlflow" / "__init__.py").write_text("raise ImportError('never imported')\n")
+    info = site / "mlflow-3.17.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mlflow\nVersion: 3.17.2\n")
     code = (
         "import sys, json\n"
-        "sys.path.extend(json.loads(sys.argv[1]))\n"
+        f"sys.path.append({str(site)!r})\n"
         "from mlflow_sysmetrics.collectors import software\n"
-        "print(json.dumps([software.mlflow_version(), 'importlib.metadata' in sys.modules]))\n"
+        "ours = software.mlflow_version()\n"
+        "loaded = 'importlib.metadata' in sys.modules\n"
+        "from importlib import metadata\n"
+        "print(json.dumps([ours, loaded, metadata.version('mlflow')]))\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    environ["PYTHONPATH"] = str(REPO)
-    paths = [p for p in sys.path if p.endswith("site-packages")]
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", code, json.dumps(paths)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=True,
-    )
-    version, loaded_metadata = json.loads(out.stdout.strip().splitlines()[-1])
-    assert version == metadata.version("mlflow")
+    ours, loaded_metadata, reference = _bare(code)  # type: ignore[misc]
+    assert ours == reference == "3.17.2"
     assert loaded_metadata is False
 
 

@@ -109,6 +109,7 @@ def test_the_multi_node_scheme_covers_the_new_facts() -> None:
     }
 
 
+@pytest.mark.needs_torch
 def test_frameworks_imported_in_this_process() -> None:
     """Import torch and scikit-learn, then collect: both listed with the versions they give themselves.
 
