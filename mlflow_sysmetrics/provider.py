@@ -54,7 +54,12 @@ class SysMetricsRunContextProvider:
 
     def __init__(self) -> None:
         if provider_enabled() and not _prefetch_started:
-            _start_prefetch()
+            try:
+                _start_prefetch()
+            except Exception:  # pragma: no cover - never cost MLflow its provider: the first run gathers
+                from . import _log
+
+                _log.logger().debug("could not start gathering ahead", exc_info=True)
 
     def in_context(self) -> bool:
         """Whether implicit tagging is switched on in this environment."""
