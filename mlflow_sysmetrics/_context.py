@@ -99,8 +99,10 @@ class Context:
                     _stuck.discard(what)
                 done.set()
 
-        if not _state.start_thread(work, what):
-            work()  # no more threads to be had: no deadline can be kept for it
+        if not _state.start_thread(work, what):  # run here, it could block past the deadline
+            with _guard_lock:
+                _stuck.discard(what)
+            raise RuntimeError(f"no thread could be started to run {what} within the deadline")
         if not done.wait(self.remaining()):
             raise TimeoutError(f"{what} gave no answer before the deadline")
         if failure:

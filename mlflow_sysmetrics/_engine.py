@@ -272,18 +272,19 @@ def _gather(
                 _entries[key] = entry
                 new.append((collector, entry))
             pending.append((collector, entry, known is not None and entry.done.is_set()))
-    mine: list[tuple[Collector, _Entry]] = []
+    files: list[tuple[Collector, _Entry, Context]] = []
     for collector, entry in new:  # the slow ones first, so that they overlap the file reads
         if collector.needs_own_thread(root, here):
             _start_thread(_job(collector, entry, Context(root, deadline)), collector.name)
-        elif here:
-            mine.append((collector, entry))
         else:
-            with _lock:
-                _queue.append((collector, entry, Context(root, deadline)))
-            _start_file_worker(only_if_idle=True)
-    for collector, entry in mine:
-        _execute(collector, entry, Context(root, deadline))
+            files.append((collector, entry, Context(root, deadline)))
+    if here:
+        for collector, entry, context in files:
+            _execute(collector, entry, context)
+    elif files:
+        with _lock:
+            _queue.extend(files)
+        _start_file_worker(only_if_idle=True)
     _wait(pending, deadline)
     outcome = _Outcome()
     complete = True

@@ -125,6 +125,14 @@ def gb(num_bytes: float) -> str:
     return str(round(num_bytes / 1e9, 2))
 
 
+def cuda_version(encoded: int) -> str:
+    """CUDA's encoded version as text: ``13000`` -> ``13.0``, ``12040`` -> ``12.4`` (major*1000 + minor*10).
+
+    NVML's driver version and the frameworks' build numbers use the same encoding.
+    """
+    return f"{encoded // 1000}.{(encoded % 1000) // 10}"
+
+
 def decimal(value: float) -> str:
     """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``.
 

@@ -14,6 +14,7 @@ import os
 import threading
 
 from .. import _platform, _state
+from .. import tags as T
 from .gpu import Device, Inventory
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -165,11 +166,6 @@ def _link_and_power(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> dict[str, Any]
     }
 
 
-def cuda_version_text(version: int) -> str:
-    """``13000`` -> ``13.0``, ``12040`` -> ``12.4`` (NVML's encoding: major*1000 + minor*10)."""
-    return f"{version // 1000}.{(version % 1000) // 10}"
-
-
 def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, details: bool = True) -> Device:
     name = _text(lib, "nvmlDeviceGetName", handle)
     uuid: str | None = _text(lib, "nvmlDeviceGetUUID", handle) or None
@@ -238,7 +234,7 @@ def inventory(details: bool = True, defer: Callable[[Callable[[], object]], None
         cuda = ctypes.c_int()
         cuda_driver = None
         if _optional(lib, "nvmlSystemGetCudaDriverVersion_v2", ctypes.byref(cuda)):
-            cuda_driver = cuda_version_text(cuda.value)
+            cuda_driver = T.cuda_version(cuda.value)
         count = ctypes.c_uint()
         _check(lib, "nvmlDeviceGetCount_v2", lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
         devices: list[Device] = []

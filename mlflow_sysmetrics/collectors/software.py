@@ -117,7 +117,7 @@ def _version(module: Any) -> str | None:
 def _cuda_text(version: Any) -> str | None:
     """``12.8`` from ``12.8`` or from an encoded ``12080`` (major*1000 + minor*10)."""
     if isinstance(version, int) and version > 0:
-        return f"{version // 1000}.{(version % 1000) // 10}"
+        return T.cuda_version(version)
     return version if isinstance(version, str) and version else None
 
 

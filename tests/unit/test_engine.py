@@ -265,6 +265,25 @@ def test_fork_while_a_collector_is_stuck(
     assert {"sys.cpu", "sys.memory_gb", "sys.os", "sys.container"} <= set(unchanged)
 
 
+def test_no_thread_to_be_had_fails_the_guarded_call_and_blocks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process can start no more threads: the guarded call fails at once, and is tried again later."""
+    from mlflow_sysmetrics._context import Context
+    from mlflow_sysmetrics._files import Root
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    ran: list[int] = []
+    with monkeypatch.context() as patch:
+        patch.setattr(threading.Thread, "start", refused)
+        with pytest.raises(RuntimeError, match="no thread could be started to run statvfs"):
+            Context(Root(), time.monotonic() + 5).within_deadline(lambda: ran.append(1), "statvfs")
+    assert ran == []  # not run in the caller's thread, where it could block past the deadline
+    assert Context(Root(), time.monotonic() + 5).within_deadline(lambda: 42, "statvfs") == 42
+
+
 def test_fork_while_a_statvfs_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
     """A child forked while the parent's statvfs hangs does not inherit "still stuck": it tries itself."""
     from mlflow_sysmetrics._context import Context
