@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,6 +86,22 @@ def clean_state(no_environment_leaks: None, monkeypatch: pytest.MonkeyPatch) -> 
     _engine.clear_cache()
     yield
     _engine.clear_cache()
+    from mlflow_sysmetrics import _context
+
+    # A helper left stuck would make the next test (in random order) skip that source.
+    assert not _context._stuck, f"the test left helpers stuck: {sorted(_context._stuck)}; see release_helpers"
+
+
+def release_helpers(released: threading.Event, what: str, timeout: float = 10.0) -> None:
+    """Release the helper threads for ``what`` a test held stuck, and wait until they end.
+
+    A released helper still has to wake and mark its source free; a test that returned
+    before that would leave the next test (in random order) seeing "still stuck".
+    """
+    released.set()
+    for thread in threading.enumerate():
+        if thread.name == f"mlflow-sysmetrics-{what}":
+            thread.join(timeout)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from mlflow_sysmetrics import _engine, collect, snapshot
 from mlflow_sysmetrics import tags as T
-from tests.conftest import FakeCommands, Replay, fixture_root
+from tests.conftest import FakeCommands, Replay, fixture_root, release_helpers
 
 
 def _copy(tmp_path: Path, name: str) -> Path:
@@ -84,7 +84,7 @@ def test_a_stuck_network_mount_costs_one_deadline(monkeypatch: pytest.MonkeyPatc
     again = collect()
     assert time.monotonic() - started < 0.1
     assert "statvfs is still stuck from an earlier call" in again["sysmetrics.error"]
-    released.set()
+    release_helpers(released, "statvfs")
     assert calls == ["mlflow-sysmetrics-statvfs"]
 
 
@@ -297,7 +297,7 @@ def test_fork_while_a_statvfs_is_stuck(monkeypatch: pytest.MonkeyPatch) -> None:
     child = _in_a_forked_child(
         lambda: Context(Root(), time.monotonic() + 5).within_deadline(lambda: 42, "statvfs")
     )
-    released.set()
+    release_helpers(released, "statvfs")
     assert child == 42
 
 
