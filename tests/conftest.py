@@ -104,6 +104,14 @@ def release_helpers(released: threading.Event, what: str, timeout: float = 10.0)
             thread.join(timeout)
 
 
+def without_free_space(tags: dict[str, str]) -> dict[str, str]:
+    """Tags less free disk space, which is live: two processes read it at their own moments.
+
+    Rounded to 10 MB, a change of one byte between the reads can tip it to the next step.
+    """
+    return {k: v for k, v in tags.items() if not k.endswith("disk_free_gb")}
+
+
 @pytest.fixture
 def shell_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only the basic shell tools fake commands use (no real GPU tools)."""
