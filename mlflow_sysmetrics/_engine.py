@@ -145,7 +145,7 @@ def collect() -> dict[str, str]:
     later calls cost microseconds.
     """
     try:
-        return run_collection().tags
+        return run_collection(reports=False).tags
     except Exception as exc:  # pragma: no cover - the engine's own last line of defence
         _log.logger().debug("collection failed", exc_info=True)
         return {_tags.ERROR: _tags.clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
@@ -211,8 +211,12 @@ def _static(plan: _Plan, settings: _settings.Settings, root: Root, deadline: flo
     return static
 
 
-def run_collection(settings: _settings.Settings | None = None) -> Report:
-    """Run (or look up) every planned collector and merge their tags, within the deadline."""
+def run_collection(settings: _settings.Settings | None = None, *, reports: bool = True) -> Report:
+    """Run (or look up) every planned collector and merge their tags, within the deadline.
+
+    ``reports=False`` leaves the per-collector reports out (only the snapshot shows them):
+    the first run after the facts were gathered ahead then touches the least code.
+    """
     started = time.monotonic()
     if settings is None:
         settings = _settings.current()
@@ -222,9 +226,10 @@ def run_collection(settings: _settings.Settings | None = None) -> Report:
     static = _static(plan, settings, root, deadline)
     outcome = _Outcome()
     outcome.errors.extend(static.errors)
-    outcome.reports.extend(static.reports)
+    if reports:
+        outcome.reports.extend(static.reports)
     for collector in plan.inline:
-        _run_inline(collector, Context(root, deadline), outcome)
+        _run_inline(collector, Context(root, deadline), outcome, reports)
 
     keeps = plan.keeps
     result = dict(static.tags)  # filtered once, when gathered
@@ -249,7 +254,7 @@ def prefetch() -> None:
         deadline = time.monotonic() + settings.timeout
         _static(plan, settings, root, deadline)
         for collector in plan.inline:  # their answers can change, but not what they look up once
-            _run_inline(collector, Context(root, deadline), _Outcome())
+            _run_inline(collector, Context(root, deadline), _Outcome(), report=False)
     except Exception:  # pragma: no cover - a prefetch that fails leaves the work to the first call
         _log.logger().debug("prefetch failed", exc_info=True)
 
@@ -358,18 +363,19 @@ def _accepted(produced: Mapping[str, str], context: Context) -> dict[str, str]:
     return accepted
 
 
-def _run_inline(collector: Collector, context: Context, outcome: _Outcome) -> None:
+def _run_inline(collector: Collector, context: Context, outcome: _Outcome, report: bool) -> None:
     started = time.monotonic()
     try:
         outcome.tags.update(_accepted(collector.function(context), context))
     except Exception as exc:
         _log.logger().debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)
-    errors = [f"{collector.name}: {error}" for error in context.errors]
+    errors = [f"{collector.name}: {error}" for error in context.errors] if context.errors else []
     outcome.errors.extend(errors)
-    outcome.reports.append(
-        CollectorReport(collector.name, time.monotonic() - started, False, errors, context.details)
-    )
+    if report:
+        outcome.reports.append(
+            CollectorReport(collector.name, time.monotonic() - started, False, errors, context.details)
+        )
 
 
 def _job(collector: Collector, entry: _Entry, context: Context) -> Callable[[], None]:
