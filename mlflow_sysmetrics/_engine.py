@@ -370,7 +370,7 @@ def _run_inline(collector: Collector, context: Context, outcome: _Outcome, repor
     except Exception as exc:
         _log.logger().debug("collector %s failed", collector.name, exc_info=True)
         context.note_error(exc)
-    errors = [f"{collector.name}: {error}" for error in context.errors] if context.errors else []
+    errors = [f"{collector.name}: {error}" for error in context.errors]
     outcome.errors.extend(errors)
     if report:
         outcome.reports.append(

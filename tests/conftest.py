@@ -92,7 +92,7 @@ def clean_state(no_environment_leaks: None, monkeypatch: pytest.MonkeyPatch) -> 
     assert not _context._stuck, f"the test left helpers stuck: {sorted(_context._stuck)}; see release_helpers"
 
 
-def release_helpers(released: threading.Event, what: str, timeout: float = 10.0) -> None:
+def release_helpers(released: threading.Event, what: str) -> None:
     """Release the helper threads for ``what`` a test held stuck, and wait until they end.
 
     A released helper still has to wake and mark its source free; a test that returned
@@ -101,7 +101,7 @@ def release_helpers(released: threading.Event, what: str, timeout: float = 10.0)
     released.set()
     for thread in threading.enumerate():
         if thread.name == f"mlflow-sysmetrics-{what}":
-            thread.join(timeout)
+            thread.join(10)
 
 
 def without_free_space(tags: dict[str, str]) -> dict[str, str]:
