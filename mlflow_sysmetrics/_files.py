@@ -60,6 +60,23 @@ class Root:
         """Whether ``path`` exists under this root (a file, folder or marker)."""
         return os.path.lexists(self.join(path))
 
+    def resolve(self, path: str) -> str | None:
+        """``path`` with its symbolic links followed, as a path under this root.
+
+        ``None`` when it cannot be resolved or leads out of the root (a replayed tree's
+        ``/sys/bus/pci/devices/<bus>`` links into its ``/sys/devices`` as the kernel's do).
+        """
+        try:
+            real = os.path.realpath(self.join(path))
+            if self.is_live:
+                return real
+            base = os.path.realpath(self.path)
+        except (OSError, ValueError):
+            return None
+        if real == base:
+            return "/"
+        return real[len(base) :] if real.startswith(base + os.sep) else None
+
     def link_name(self, path: str) -> str | None:
         """Last part of the target of the symbolic link at ``path`` (a sysfs ``driver`` link), or ``None``."""
         try:

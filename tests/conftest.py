@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,6 +113,15 @@ def without_free_space(tags: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in tags.items() if not k.endswith("disk_free_gb")}
 
 
+def nvidia_smi_stand_in(description: Path, before: str = "") -> str:
+    """A shell body for a fake ``nvidia-smi``: ``before`` (log a call, sleep), then the stand-in.
+
+    The stand-in (``tests/fakes/nvidia_smi.py``) answers from ``description``, a machine's
+    ``commands/nvidia-smi.json``.
+    """
+    return f'{before}\nexec "{sys.executable}" "{FAKES / "nvidia_smi.py"}" "{description}" "$@"'
+
+
 @pytest.fixture
 def shell_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only the basic shell tools fake commands use (no real GPU tools)."""
@@ -132,7 +142,9 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
 
     ``fake_commands(recordings=folder)`` replays a ``commands/`` folder whose files are named
     program + arguments joined + ``.txt`` (as the captured machines are); a ``.fail.txt``
-    file is printed to standard error with exit status 2 (a command that refuses);
+    file is printed to standard error with exit status 2 (a command that refuses). Where
+    the folder holds ``nvidia-smi.json``, a description of the GPUs, ``nvidia-smi`` is the
+    stand-in ``tests/fakes/nvidia_smi.py``, which answers any fields it is asked from it;
     ``fake_commands(scripts={"nvidia-smi": "sleep 30"})`` installs shell bodies.
     """
     bin_dir = tmp_path / "bin"
@@ -142,8 +154,11 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
     def install(recordings: Path | None = None, scripts: dict[str, str] | None = None) -> Path:
         programs: dict[str, str] = {}
         if recordings is not None:
+            description = recordings / "nvidia-smi.json"
+            if description.is_file():  # answered from a description of the GPUs, any fields asked
+                programs["nvidia-smi"] = nvidia_smi_stand_in(description)
             for name in ("nvidia-smi", "rocm-smi", "sysctl", "system_profiler", "powershell"):
-                if any(p.name.startswith(name) for p in recordings.iterdir()):
+                if name not in programs and any(p.name.startswith(name) for p in recordings.iterdir()):
                     programs[name] = (
                         f'key=$(printf "%s" "$@")\nfile="{recordings}/{name}$key.txt"\n'
                         'if [ -f "$file" ]; then cat "$file"; exit 0; fi\n'

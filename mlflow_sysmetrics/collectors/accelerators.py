@@ -138,7 +138,10 @@ def visible_devices(inventories: list[Inventory], environ: Mapping[str, str] | N
     for inventory in inventories:
         if inventory.vendor == "amd":
             picked = visibility.rocm(
-                inventory.devices, env.get("ROCR_VISIBLE_DEVICES"), env.get("HIP_VISIBLE_DEVICES")
+                inventory.devices,
+                env.get("ROCR_VISIBLE_DEVICES"),
+                env.get("HIP_VISIBLE_DEVICES"),
+                env.get("CUDA_VISIBLE_DEVICES"),
             )
             devices.extend(d for d in picked if not d.integrated)
             continue

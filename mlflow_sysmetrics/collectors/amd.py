@@ -132,6 +132,83 @@ def power_cap_w(root: Root, base: str) -> float | None:
     return None
 
 
+#: AMD's dGPUs sit behind a PCIe switch of their own (upstream port 1002:1478, downstream
+#: 1479); the slot's link is above it (see :func:`.pci.link`).
+INTERNAL_BRIDGE_VENDOR = AMD_VENDOR_ID
+#: amdgpu lowers the link's width in low power states (``pp_dpm_pcie``).
+WIDTH_DROPS_WHEN_IDLE = True
+#: The HSA topology the KFD driver publishes: one node per CPU and per GPU agent, in the
+#: order the ROCr runtime (and so HIP and PyTorch) enumerates the agents.
+KFD_NODES = "/sys/class/kfd/kfd/topology/nodes"
+
+
+def _properties(text: str | None) -> dict[str, str]:
+    """``name value`` lines of a KFD topology ``properties`` file."""
+    found = {}
+    for line in (text or "").splitlines():
+        name, _, value = line.strip().partition(" ")
+        if value:
+            found[name] = value.strip()
+    return found
+
+
+def _location(bus: str) -> tuple[int, int] | None:
+    """KFD's ``(domain, location_id)`` of a PCI function: ``bus << 8 | device << 3 | function``."""
+    try:
+        domain, number, slot = bus.split(":")
+        device, function = slot.split(".")
+        return int(domain, 16), int(number, 16) << 8 | int(device, 16) << 3 | int(function, 16)
+    except ValueError:
+        return None
+
+
+def kfd_agents(root: Root) -> dict[tuple[int, int], list[tuple[str | None, int | None]]]:
+    """The GPU agents of the KFD topology by PCI location: each one's unique id and memory.
+
+    A GPU in a compute partition mode is several agents on one PCI function (AMD's MI300X
+    partitioning guide: "CPX mode creates eight independent compute partitions per GPU",
+    each its own device to HIP and PyTorch), each with its partition's memory
+    (``mem_banks/<n>/properties`` ``size_in_bytes``).
+    """
+    agents: dict[tuple[int, int], list[tuple[str | None, int | None]]] = {}
+    names = [n for n in root.listdir(KFD_NODES) if n.isascii() and n.isdigit()]
+    for node in sorted(names, key=int):
+        props = _properties(root.read(f"{KFD_NODES}/{node}/properties"))
+        if props.get("simd_count", "0") == "0":  # a CPU agent
+            continue
+        try:
+            where = (int(props.get("domain", "0")), int(props["location_id"]))
+        except (KeyError, ValueError):
+            continue
+        memory = 0
+        for bank in root.listdir(f"{KFD_NODES}/{node}/mem_banks"):
+            bank_props = _properties(root.read(f"{KFD_NODES}/{node}/mem_banks/{bank}/properties"))
+            memory += _bytes(bank_props.get("size_in_bytes")) or 0
+        unique = props.get("unique_id", "")
+        uuid = uuid_from_unique_id(f"{int(unique):x}") if unique.isascii() and unique.isdigit() else None
+        agents.setdefault(where, []).append((uuid, memory or None))
+    return agents
+
+
+def _partitions(root: Root, base: str, bus: str, device: Device, notes: list[str]) -> list[Device]:
+    """``device`` as the logical devices its compute partition mode makes (itself in SPX mode)."""
+    mode = root.read_line(f"{base}/current_compute_partition")
+    if not mode or mode.upper() == "SPX":
+        return [device]
+    memory_mode = root.read_line(f"{base}/current_memory_partition")
+    where = _location(bus)
+    found = kfd_agents(root).get(where, []) if where else []
+    if len(found) <= 1:
+        notes.append(f"{bus}: compute partition mode {mode}, but the KFD topology lists no partitions")
+        return [device]
+    memory_note = f", memory partition mode {memory_mode}" if memory_mode else ""
+    notes.append(f"{bus}: compute partition mode {mode}{memory_note}: {len(found)} devices")
+    return [
+        device._replace(uuid=uuid or device.uuid, memory_bytes=memory or device.memory_bytes)
+        for uuid, memory in found
+    ]
+
+
 def from_sysfs(root: Root, candidates: list[pci.PciDevice] | None = None) -> Inventory | None:
     """AMD accelerators on the PCI bus that ``amdgpu`` serves, with what it tells of them."""
     return _from_sysfs(root, candidates)[0]
@@ -156,21 +233,26 @@ def _from_sysfs(root: Root, candidates: list[pci.PciDevice] | None) -> tuple[Inv
         integrated = found.device in INTEGRATED_IDS
         if not integrated and (memory is None or not (product or final)):
             unsure = True
-        pcie = pci.link(root, found.bus)
-        devices.append(
-            Device(
-                "amd",
-                len(devices),
-                _named(product) if product else name or f"AMD GPU [1002:{found.device:04x}]",
-                uuid_from_unique_id(root.read_line(f"{base}/unique_id")),
-                memory_bytes=memory,
-                bus_id=found.bus,
-                integrated=integrated,
-                power_limit_w=power_cap_w(root, base),
-                pcie_generation=pcie[0] if pcie else None,
-                pcie_width=pcie[1] if pcie else None,
-            )
+        pcie = pci.link(
+            root,
+            found.bus,
+            internal_bridge_vendor=INTERNAL_BRIDGE_VENDOR,
+            width_drops_when_idle=WIDTH_DROPS_WHEN_IDLE,
         )
+        device = Device(
+            "amd",
+            0,
+            _named(product) if product else name or f"AMD GPU [1002:{found.device:04x}]",
+            uuid_from_unique_id(root.read_line(f"{base}/unique_id")),
+            memory_bytes=memory,
+            bus_id=found.bus,
+            integrated=integrated,
+            power_limit_w=power_cap_w(root, base),
+            pcie_generation=pcie[0] if pcie else None,
+            pcie_width=pcie[1] if pcie else None,
+        )
+        for logical in _partitions(root, base, found.bus, device, notes):
+            devices.append(logical._replace(index=len(devices)))
     if not devices and not notes:
         return None, False
     driver = root.read_line("/sys/module/amdgpu/version")

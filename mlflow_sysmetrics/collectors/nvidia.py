@@ -20,15 +20,17 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from typing import Any
 
-#: The one ``nvidia-smi`` query for everything at once (the fields a real H100 was asked).
+#: The one ``nvidia-smi`` query for everything at once. ``enforced.power.limit`` is "the
+#: minimum of various power limiters" (a BMC's cap included), as NVML's enforced limit is;
+#: ``power.limit`` is only the limit software set. ``pcie.link.gen.max`` is "the maximum
+#: PCI-E link generation possible with this GPU and system configuration" (both ends).
 QUERY_FIELDS = (
-    "index,name,uuid,memory.total,driver_version,pci.bus_id,compute_cap,mig.mode.current,power.limit"
+    "index,name,uuid,memory.total,driver_version,pci.bus_id,compute_cap,mig.mode.current,"
+    "enforced.power.limit,pcie.link.gen.max,pcie.link.width.current"
 )
-#: Fewer fields for older drivers: ``compute_cap`` came with R510, ``mig.mode.current`` with R450.
-OLDER_QUERIES = (
-    "index,name,uuid,memory.total,driver_version,pci.bus_id,mig.mode.current,power.limit",
-    "index,name,uuid,memory.total,driver_version,pci.bus_id",
-)
+#: Fields every driver knows; the others are left out of the query when a driver refuses
+#: them (``compute_cap`` came with R510, ``mig.mode.current`` with R450).
+REQUIRED_FIELDS = frozenset({"index", "name", "uuid", "memory.total", "driver_version", "pci.bus_id"})
 _DRIVER = r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)"
 _CUDA = r"(?i)CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)"
 #: A GPU UUID as the driver writes it; an uninitialised GPU shows ``GPU-????????-...`` instead.
@@ -125,6 +127,11 @@ def _watts(value: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _whole(value: str | None) -> int | None:
+    text = _clean(value)
+    return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
 def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
     """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
     import csv
@@ -159,67 +166,28 @@ def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
                 bus,
                 _clean(values.get("compute_cap")),
                 None if mig is None else mig.lower() == "enabled",
-                power_limit_w=_watts(_clean(values.get("power.limit"))),
+                power_limit_w=_watts(_clean(values.get("enforced.power.limit"))),
+                pcie_generation=_whole(values.get("pcie.link.gen.max")),
+                pcie_width=_whole(values.get("pcie.link.width.current")),
             )
         )
     return devices, driver
 
 
-def parse_q_links(text: str) -> dict[str, tuple[int, int]]:
-    """Each GPU's PCIe link from ``nvidia-smi -q``: the maximum generation and the current width.
-
-    The ``GPU Link Info`` section lists ``PCIe Generation`` (``Max``: the most the GPU and the
-    system allow; ``Current`` drops when idle) and ``Link Width`` (``Current``: negotiated).
-    """
-    import re
-
-    found: dict[str, tuple[int, int]] = {}
-    bus = section = ""
-    generations: dict[str, int] = {}
-    widths: dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith("GPU "):
-            bus, section = _bus_key(line[4:].strip()), ""
-            continue
-        key, sep, value = line.partition(":")
-        name = key.strip()
-        if not sep:
-            section = name
-            continue
-        number = re.match(r"\s*(\d+)x?\s*$", value)
-        if not bus or number is None:
-            continue
-        if section == "PCIe Generation" and name == "Max":
-            generations[bus] = int(number.group(1))
-        elif section == "Link Width" and name == "Current":
-            widths[bus] = int(number.group(1))
-    for key, gen in generations.items():
-        if widths.get(key):
-            found[key] = (gen, widths[key])
-    return found
-
-
 def _with_links(ctx: Context, inventory: Inventory) -> Inventory:
-    """The fallback inventory with each GPU's PCIe link: from sysfs, else ``nvidia-smi -q``.
+    """The fallback inventory with each GPU's PCIe link: from sysfs, else as ``nvidia-smi`` told it.
 
-    A MIG instance runs under its GPU's power cap and links, so it shares them.
+    sysfs gives both ends of the link (see :func:`.pci.link`). A MIG instance runs under
+    its GPU's power cap and links, so it shares them.
     """
-    links = {
-        _bus_key(d.bus_id): pci.link(ctx.root, _sysfs_bus(d.bus_id)) for d in inventory.devices if d.bus_id
-    }
-    if any(value is None for value in links.values()):
-        try:
-            found = parse_q_links(ctx.run(["nvidia-smi", "-q"]))
-        except (RuntimeError, TimeoutError, OSError) as exc:
-            ctx.note_error(exc)
-            found = {}
-        links = {key: value or found.get(key) for key, value in links.items()}
     devices = []
     for device in inventory.devices:
-        pcie = links.get(_bus_key(device.bus_id))
+        pcie = pci.link(ctx.root, _sysfs_bus(device.bus_id)) if device.bus_id else None
         shared: dict[str, Any] = {"power_limit_w": device.power_limit_w}
         if pcie is not None:
             shared.update(pcie_generation=pcie[0], pcie_width=pcie[1])
+        else:
+            shared.update(pcie_generation=device.pcie_generation, pcie_width=device.pcie_width)
         instances = tuple(i._replace(**shared) for i in device.mig_devices)
         devices.append(device._replace(**shared, mig_devices=instances))
     return inventory._replace(devices=tuple(devices))
@@ -271,21 +239,31 @@ def _cuda_from_nvidia_smi(ctx: Context) -> str | None:
     return cuda or parse_cuda_version(ctx.run(["nvidia-smi"]))
 
 
+def _refused_field(message: str) -> str | None:
+    """The field that ``Field "compute_cap" is not a valid field to query.`` names, if any."""
+    import re
+
+    match = re.search(r'Field "([^"]+)" is not a valid field', message)
+    return match.group(1) if match else None
+
+
 def from_nvidia_smi(ctx: Context) -> Inventory | None:
     """One ``nvidia-smi --query-gpu`` call for all GPUs, plus its header for CUDA's version.
 
     ``None`` when ``nvidia-smi`` is not installed; errors (a hang, a non-zero exit) raise.
     """
-    text = None
-    for fields in (QUERY_FIELDS, *OLDER_QUERIES):
+    fields = QUERY_FIELDS.split(",")
+    while True:
         try:
-            text = ctx.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv"])
+            text = ctx.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv"])
             break
         except FileNotFoundError:
             return None
         except RuntimeError as exc:
-            if "not a valid field" not in str(exc) or fields == OLDER_QUERIES[-1]:
+            refused = _refused_field(str(exc))
+            if refused not in fields or refused in REQUIRED_FIELDS:
                 raise
+            fields.remove(refused)  # an older driver: ask again without it
     devices, driver = parse_query_csv(text or "")
     if not devices:
         raise ValueError("nvidia-smi printed no GPU rows that could be read")
@@ -314,18 +292,10 @@ def _merge(proc: Inventory, smi: Inventory) -> Inventory:
         if extra is None:
             devices.append(device)
             continue
+        # nvidia-smi's record with /proc's identity: a field added to Device is never dropped here.
         devices.append(
-            Device(
-                "nvidia",
-                device.index,
-                device.name,
-                device.uuid or extra.uuid,
-                extra.memory_bytes,
-                device.bus_id,
-                extra.compute_capability,
-                extra.mig_enabled,
-                extra.mig_devices,
-                power_limit_w=extra.power_limit_w,
+            extra._replace(
+                index=device.index, name=device.name, uuid=device.uuid or extra.uuid, bus_id=device.bus_id
             )
         )
     return Inventory(

@@ -11,6 +11,8 @@ here, and both are kept out (and named in the snapshot).
 
 from __future__ import annotations
 
+import posixpath
+
 from .._files import Root
 
 DEVICES = "/sys/bus/pci/devices"
@@ -93,15 +95,59 @@ def generation(speed: str | None) -> int | None:
         return None
 
 
-def link(root: Root, bus: str) -> tuple[int, int] | None:
-    """The link's maximum generation and negotiated width (``max_link_speed``, ``current_link_width``).
+def is_function(name: str) -> bool:
+    """Whether ``name`` is a PCI function's address as sysfs names it (``0000:00:01.1``)."""
+    domain, _, rest = name.partition(":")
+    bus, _, slot = rest.partition(":")
+    device, _, function = slot.partition(".")
+    return all(
+        len(part) == size and all(c in "0123456789abcdef" for c in part)
+        for part, size in ((domain, 4), (bus, 2), (device, 2), (function, 1))
+    )
 
-    Not the current speed: an idle GPU drops to a lower generation to save power.
-    """
-    base = f"{DEVICES}/{bus}"
-    gen = generation(root.read_line(f"{base}/max_link_speed"))
+
+def _number(root: Root, path: str) -> int | None:
     try:
-        width = int(root.read_line(f"{base}/current_link_width") or "")
+        value = int(root.read_line(path) or "")
     except ValueError:
         return None
-    return (gen, width) if gen and width > 0 else None
+    return value if value > 0 else None
+
+
+def link(
+    root: Root, bus: str, *, internal_bridge_vendor: int | None = None, width_drops_when_idle: bool = False
+) -> tuple[int, int] | None:
+    """The device's link to the host: the generation both ends allow, and its width.
+
+    ``max_link_speed`` is what one end supports (the kernel's ``pcie_get_speed_cap``); the
+    link runs at the lower of its two ends, so the port above the device is read too: its
+    folder is the parent of the device's in ``/sys/devices`` (the device's entry under
+    ``/sys/bus/pci/devices`` links there). A vendor's own bridges in front of its device
+    (an AMD dGPU's internal switch: ``internal_bridge_vendor``) are stepped over, as
+    amdgpu's ``amdgpu_device_partner_bandwidth`` steps over them, to reach the slot's link;
+    behind a PCIe switch of another vendor (DGX and HGX boards) the link read is the
+    device's to that switch. The width is the negotiated one (``current_link_width``),
+    except where the vendor's driver narrows the link in low power states
+    (``width_drops_when_idle``, amdgpu's ``pp_dpm_pcie``): then the widths both ends
+    support, so that an idle reading does not shrink it. Without the port above (a
+    replayed tree that captured the device alone), the device's own values.
+    """
+    device = root.resolve(f"{DEVICES}/{bus}") or f"{DEVICES}/{bus}"
+    end, upstream = device, None
+    parent = posixpath.dirname(device)
+    while is_function(posixpath.basename(parent)):
+        vendor = hex_value(root.read_line(f"{parent}/vendor"))
+        if internal_bridge_vendor is not None and vendor == internal_bridge_vendor:
+            end, parent = parent, posixpath.dirname(parent)
+            continue
+        upstream = parent
+        break
+    ends = [path for path in (end, upstream) if path is not None]
+    generations = [g for g in (generation(root.read_line(f"{p}/max_link_speed")) for p in ends) if g]
+    if not generations or generation(root.read_line(f"{end}/max_link_speed")) is None:
+        return None
+    width = _number(root, f"{end}/current_link_width")
+    if width_drops_when_idle:
+        widths = [w for w in (_number(root, f"{p}/max_link_width") for p in ends) if w]
+        width = min(widths) if widths else width
+    return (min(generations), width) if width else None

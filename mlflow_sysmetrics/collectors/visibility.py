@@ -8,9 +8,15 @@ the first negative or invalid entry or at the first index past the last device. 
 device makes the whole list empty. NVIDIA's MIG guide adds that one CUDA process
 enumerates a single MIG device (the first one visible), and no whole GPU beside it.
 
-ROCm: ``ROCR_VISIBLE_DEVICES`` (indexes or ``GPU-`` UUIDs, mixed) is applied first, then
-``HIP_VISIBLE_DEVICES`` selects by index among what it left. ``CUDA_VISIBLE_DEVICES`` never
-selects AMD devices (ROCm's current variable reference lists only those two).
+ROCm: ``ROCR_VISIBLE_DEVICES`` (indexes or ``GPU-`` UUIDs, mixed) is applied first by the
+ROCr runtime; then the HIP runtime selects among the devices it left, by
+``HIP_VISIBLE_DEVICES``, or by ``CUDA_VISIBLE_DEVICES`` where that is unset or empty: every
+HIP on ROCm has read it so, from HIP 0.82 (2016) to today's ``clr``
+(``rocclr/device/rocm/rocdevice.cpp``, ``Device::init``; PyTorch's ROCm build reads it the
+same way in ``torch.cuda._parse_visible_devices``). HIP's grammar is its own, not CUDA's:
+an entry is a decimal index written plainly (``str(int(entry)) == entry``) or names a
+device whose ``GPU-`` UUID contains it; the list ends at the first entry that names no
+device, a repeated device is skipped, and an empty list selects every device.
 """
 
 from __future__ import annotations
@@ -164,11 +170,29 @@ def _rocm_tokens(devices: Sequence[Device], spec: str) -> list[Device]:
     return _pick(devices, picked)
 
 
-def rocm(devices: Sequence[Device], rocr: str | None, hip: str | None) -> list[Device]:
-    """The AMD devices a ROCm process sees: ``ROCR_VISIBLE_DEVICES``, then ``HIP_VISIBLE_DEVICES``."""
+def hip(devices: Sequence[Device], spec: str) -> list[Device]:
+    """The devices HIP keeps under ``HIP_VISIBLE_DEVICES=spec`` (clr's grammar, see the module)."""
+    if not spec:
+        return list(devices)
+    chosen: list[Device] = []
+    for entry in spec.split(","):
+        token = entry
+        if "GPU-" in token:
+            token = next((str(i) for i, d in enumerate(devices) if d.uuid and token in d.uuid), token)
+        plain = token.isascii() and token.isdigit() and str(int(token)) == token
+        if not plain or int(token) >= len(devices):
+            break
+        device = devices[int(token)]
+        if device not in chosen:
+            chosen.append(device)
+    return chosen
+
+
+def rocm(
+    devices: Sequence[Device], rocr: str | None, hip_spec: str | None, cuda_spec: str | None = None
+) -> list[Device]:
+    """The AMD devices a ROCm process sees: ROCR's variable, then HIP's (else CUDA's)."""
     pool = list(devices)
     if rocr is not None:
         pool = _rocm_tokens(pool, rocr)
-    if hip is not None:
-        pool = _rocm_tokens(pool, hip)
-    return pool
+    return hip(pool, hip_spec or cuda_spec or "")

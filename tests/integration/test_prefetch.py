@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FakeCommands, fixture_root, without_free_space
+from tests.conftest import FakeCommands, fixture_root, nvidia_smi_stand_in, without_free_space
 from tests.integration.conftest import REPO, Server
 
 #: What a fresh interpreter prints, as JSON, about our threads and modules.
@@ -52,15 +52,10 @@ def _python(code: str, *flags: str, **env: str) -> dict[str, object]:
 
 
 def _counting_nvidia_smi(fake_commands: FakeCommands, log: Path, delay: float = 0.0) -> None:
-    """A fake nvidia-smi replaying the H100 machine's recordings, noting each start in ``log``."""
-    recordings = fixture_root("h100-vm") / "commands"
+    """A fake nvidia-smi answering as the H100 machine's, noting each start in ``log``."""
+    description = fixture_root("h100-vm") / "commands" / "nvidia-smi.json"
     fake_commands(
-        scripts={
-            "nvidia-smi": (
-                f'echo "$*" >> "{log}"\nsleep {delay}\nkey=$(printf "%s" "$@")\n'
-                f'cat "{recordings}/nvidia-smi$key.txt" 2>/dev/null || exit 2\n'
-            )
-        }
+        scripts={"nvidia-smi": nvidia_smi_stand_in(description, f'echo "$*" >> "{log}"\nsleep {delay}')}
     )
 
 

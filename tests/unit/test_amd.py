@@ -53,43 +53,77 @@ def test_hip_selects_among_what_rocr_left(replay: Replay, monkeypatch: pytest.Mo
     assert snapshot()["gpus"][0]["bus_id"] == "0000:2f:00.0"
 
 
-def test_cuda_visible_devices_does_not_select_amd(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CUDA_VISIBLE_DEVICES is NVIDIA's: on an AMD machine it selects nothing away."""
+def test_hip_reads_cuda_visible_devices_without_its_own(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two MI300X, CUDA_VISIBLE_DEVICES=0 and no HIP or ROCR variable: HIP sees one.
+
+    clr's ``Device::init`` reads HIP_VISIBLE_DEVICES, else CUDA_VISIBLE_DEVICES (every HIP on
+    ROCm since 2016, today's rocm-systems included); PyTorch's ROCm build likewise.
+    """
     replay("amd-mi300x")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    assert collect()["sys.gpu_count"] == "2"
+    assert collect()["sys.gpu_count"] == "1"
+    assert snapshot()["gpus"][0]["bus_id"] == "0000:11:00.0"
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "1")  # HIP's own wins
+    assert snapshot()["gpus"][0]["bus_id"] == "0000:2f:00.0"
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "")  # empty is unset to HIP: CUDA's again
+    assert snapshot()["gpus"][0]["bus_id"] == "0000:11:00.0"
 
 
-def test_unknown_part_named_by_rocm_smi(replay: Replay) -> None:
-    """A part the table does not know: rocm-smi (keys "Card Series", as printed since ROCm 6) names it."""
-    replay("amd-w7900")
-    tags = collect()
-    assert tags["sys.gpu"] == "AMD Radeon Pro W7900"
-    assert tags["sys.gpu_memory_gb"] == "51.53"
-    assert tags["sys.gpu_compute_capability"] == "gfx1100"
-    assert tags["sys.gpu_driver"] == "6.7.0"
+@pytest.mark.parametrize(
+    ("spec", "chosen"),
+    [
+        ("1,0", ["0000:2f:00.0", "0000:11:00.0"]),
+        ("0,0", ["0000:11:00.0"]),  # a repeated device is skipped, not an empty list (CUDA's rule)
+        ("1gpu2", []),  # HIP takes an entry only as a plain number (CUDA reads it as strtoul does)
+        ("01", []),
+        ("0,7,1", ["0000:11:00.0"]),  # the list ends at the first entry that names no device
+        ("GPU-3b1c6a92", ["0000:2f:00.0"]),  # a part of a UUID names the device that holds it
+        ("", ["0000:11:00.0", "0000:2f:00.0"]),  # an empty list selects every device
+    ],
+)
+def test_hip_grammar(replay: Replay, monkeypatch: pytest.MonkeyPatch, spec: str, chosen: list[str]) -> None:
+    """HIP_VISIBLE_DEVICES read as clr's Device::init reads it."""
+    replay("amd-mi300x")
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", spec)
+    assert chosen == [g["bus_id"] for g in snapshot()["gpus"]]
 
 
-def test_unknown_part_without_tools_is_still_counted(replay: Replay) -> None:
-    """No ROCm tools: the GPU is counted and sized, its PCI id stands in for the name."""
-    replay("amd-w7900", commands=False)
-    tags = collect()
-    assert tags["sys.gpu"] == "AMD GPU [1002:7448]"
-    assert tags["sys.gpu_count"] == "1"
-    assert tags["sys.gpu_memory_gb"] == "51.53"
-    assert "sysmetrics.error" not in tags
-
-
-def test_rocm_smi_hang_keeps_sysfs_facts(
-    replay: Replay, fake_commands: FakeCommands, monkeypatch: pytest.MonkeyPatch
+def test_cuda_visible_devices_never_makes_an_igpu_count(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rocm-smi is known to take seconds: under the deadline, sysfs facts stay."""
-    replay("amd-w7900", commands=False)
-    fake_commands(scripts={"rocm-smi": "sleep 30"})
-    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.4")
+    """An H100 and a Ryzen's own graphics: CUDA_VISIBLE_DEVICES=0 still counts one GPU, the H100.
+
+    The variable reaches HIP too, whose device 0 is the integrated GPU: still no training
+    accelerator.
+    """
+    replay("workstation-h100-apu")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     tags = collect()
-    assert "gpu: TimeoutError" in tags["sysmetrics.error"]
-    assert tags["sys.cpu"] == "AMD EPYC 7A53 64-Core Processor"
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 PCIe", "1")
+
+
+def test_compute_partitions_are_the_devices_hip_enumerates(
+    replay: Replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One MI300X in CPX mode with NPS4 memory: eight logical GPUs, each with 48 GiB.
+
+    AMD's partitioning guide: "CPX mode creates eight independent compute partitions per
+    GPU", "NPS4 mode ... creates four memory partitions of 48GB each"; the KFD topology
+    lists the eight agents HIP enumerates.
+    """
+    replay("amd-mi300x-cpx", commands=False)
+    tags = collect()
+    assert (
+        tags["sys.gpu"],
+        tags["sys.gpu_count"],
+        tags["sys.gpu_memory_gb"],
+    ) == ("AMD Instinct MI300X", "8", "51.54")
+    notes = snapshot()["gpu_sources"][0]["notes"]
+    assert notes == ["0000:11:00.0: compute partition mode CPX, memory partition mode NPS4: 8 devices"]
+    monkeypatch.setenv("HIP_VISIBLE_DEVICES", "0,1")  # indexes count partitions, as HIP's do
+    assert collect()["sys.gpu_count"] == "2"
 
 
 def test_hip_visible_devices(replay: Replay, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from mlflow_sysmetrics import _engine, collect, snapshot
 from mlflow_sysmetrics import tags as T
-from tests.conftest import FakeCommands, Replay, fixture_root, release_helpers
+from tests.conftest import FakeCommands, Replay, fixture_root, nvidia_smi_stand_in, release_helpers
 
 
 def _copy(tmp_path: Path, name: str) -> Path:
@@ -25,12 +25,8 @@ def _copy(tmp_path: Path, name: str) -> Path:
 
 def _counting_nvidia_smi(tmp_path: Path, fake_commands: FakeCommands) -> Path:
     counter = tmp_path / "nvidia-smi-calls"
-    recordings = fixture_root("h100-vm") / "commands"
-    fake_commands(
-        scripts={
-            "nvidia-smi": f'echo call >> {counter}\nkey=$(printf "%s" "$@")\ncat "{recordings}/nvidia-smi$key.txt"'
-        }
-    )
+    description = fixture_root("h100-vm") / "commands" / "nvidia-smi.json"
+    fake_commands(scripts={"nvidia-smi": nvidia_smi_stand_in(description, f"echo call >> {counter}")})
     return counter
 
 

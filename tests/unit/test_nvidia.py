@@ -32,15 +32,30 @@ def test_driver_version_from_both_kernel_module_kinds() -> None:
 
 
 def test_query_csv_of_the_captured_h100() -> None:
-    """The real nvidia-smi CSV, units and all, parses to one device and the driver."""
-    text = (
-        fixture_root("h100-vm") / "commands" / f"nvidia-smi--query-gpu={nvidia.QUERY_FIELDS}--format=csv.txt"
-    ).read_text()
-    devices, driver = nvidia.parse_query_csv(text)
+    """The real nvidia-smi CSV, units and all, parses to one device and the driver.
+
+    That capture asked ``power.limit``, the software limit: it is not taken for the enforced one.
+    """
+    (recording,) = (fixture_root("h100-vm") / "commands").glob("nvidia-smi--query-gpu=index*")
+    devices, driver = nvidia.parse_query_csv(recording.read_text())
     assert driver == "580.159.04"
     assert [(d.name, d.memory_bytes, d.compute_capability, d.mig_enabled, d.bus_id) for d in devices] == [
         ("NVIDIA H100 80GB HBM3", 81559 * 1024**2, "9.0", False, "00000000:00:06.0")
     ]
+    assert devices[0].power_limit_w is None
+
+
+def test_an_older_driver_is_asked_again_without_the_fields_it_refuses(replay: Replay) -> None:
+    """R460 refuses compute_cap (R510): asked again without it, every other fact stays."""
+    replay("a100-mig-r460")
+    tags = collect()
+    assert (
+        tags["sys.gpu"],
+        tags["sys.gpu_driver"],
+        tags["sys.cuda_driver"],
+    ) == ("A100-SXM4-40GB MIG 3g.20gb", "460.73.01", "11.2")
+    assert "sys.gpu_compute_capability" not in tags
+    assert "sysmetrics.error" not in tags
 
 
 def test_cuda_version_from_header() -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from mlflow_sysmetrics import collect, snapshot
-from mlflow_sysmetrics.collectors import distributed, network, software
+from mlflow_sysmetrics._files import Root
+from mlflow_sysmetrics.collectors import distributed, network, pci, software
 from tests.conftest import FIXTURES, Replay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,12 +32,51 @@ def _python(code: str, **env: str) -> Any:
 
 
 def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
-    """nvidia-smi's power.limit (700.00 W) and -q's PCIe Generation Max 5, Link Width Current 16x."""
+    """The captured H100: enforced power limit 700 W, PCIe Gen5 x16 (its nvidia-smi -q -x)."""
     replay("h100-vm")
     tags = collect()
     assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("700", "PCIe Gen5 x16")
     (gpu,) = snapshot()["gpus"]
     assert (gpu["power_limit_w"], gpu["pcie_generation"], gpu["pcie_width"]) == (700.0, 5, 16)
+
+
+def test_the_enforced_power_limit_not_the_software_one(replay: Replay) -> None:
+    """An HGX H100 whose BMC caps each GPU at 500 W while software still asks 700 W.
+
+    nvidia-smi --help-query-gpu: power.limit is "the software power limit";
+    enforced.power.limit is "the minimum of various power limiters", as NVML's enforced
+    limit is. No NVML here (the nvidia-smi path).
+    """
+    replay("hgx-h100-bmc-capped")
+    tags = collect()
+    assert (
+        tags["sys.gpu_count"],
+        tags["sys.gpu_power_limit_w"],
+        tags["sys.gpu_link"],
+    ) == ("8", "500", "PCIe Gen5 x16")
+
+
+def test_a_gen5_gpu_in_a_gen4_slot(replay: Replay) -> None:
+    """An H100 PCIe (max_link_speed 32 GT/s) under a 16 GT/s root port: the link is Gen4.
+
+    max_link_speed is what one end supports (pcie_get_speed_cap); the link runs at the
+    lower end, which is what nvidia-smi's pcie.link.gen.max ("possible with this GPU and
+    system") says too.
+    """
+    root = replay("h100-pcie-gen4-server")
+    assert collect()["sys.gpu_link"] == "PCIe Gen4 x16"
+    assert pci.link(Root(str(root)), "0000:17:00.0") == (4, 16)
+
+
+def test_an_amd_gpu_behind_its_own_switch_in_an_x8_slot(replay: Replay) -> None:
+    """A W7900 (x16 to AMD's internal switch 1478/1479) in a slot wired x8: PCIe Gen4 x8.
+
+    The slot's link is above the switch (amdgpu_device_partner_bandwidth skips 1002 bridges);
+    idle, amdgpu has narrowed it to x1 (pp_dpm_pcie level 0), which must not shrink the tag.
+    """
+    root = replay("amd-w7900-x8-slot", commands=False)
+    assert collect()["sys.gpu_link"] == "PCIe Gen4 x8"
+    assert pci.link(Root(str(root)), "0000:03:00.0") == (4, 16)  # the GPU's own link, to the switch
 
 
 def test_mixed_models_list_power_per_model_and_say_mixed_links(replay: Replay) -> None:
@@ -73,23 +113,6 @@ def test_amd_power_cap_and_link_from_sysfs(replay: Replay) -> None:
     replay("amd-mi300x", commands=False)
     tags = collect()
     assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("750", "PCIe Gen5 x16")
-
-
-def test_infiniband_and_roce_active_ports_only(replay: Replay) -> None:
-    """A DGX H100: eight NDR InfiniBand ports, two 200 Gb/s RoCE ports; the port that is down is left out."""
-    replay("dgx-h100-8x")
-    tags = collect()
-    assert tags["sys.network"] == "8x 400 Gb/sec InfiniBand, 2x 200 Gb/sec RoCE"
-    ports = snapshot()["rdma_ports"]
-    assert len(ports) == 11
-    assert [p["device"] for p in ports if not p["active"]] == ["mlx5_10"]
-
-
-def test_efa(replay: Replay) -> None:
-    """An AWS p5.48xlarge: 32 Elastic Fabric Adapters."""
-    replay("aws-p5-efa")
-    tags = collect()
-    assert (tags["sys.network"], tags["sys.instance_type"]) == ("32x EFA", "p5.48xlarge")
 
 
 def test_no_rdma_no_network_tag(replay: Replay) -> None:
@@ -154,12 +177,17 @@ def _stand_in(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_cuda_build_of_torch_and_its_nvidia_wheels(tmp_path: Path) -> None:
-    """A CUDA 12.8 build of torch (a stand-in package) with the cuDNN and NCCL wheels it loads from."""
+    """A CUDA 12.8 build of torch (a stand-in package) with the cuDNN and NCCL wheels it requires."""
     site = _stand_in(
         tmp_path,
         {
             "torch/__init__.py": "from . import version\n__version__ = '2.13.0+cu128'\n",
             "torch/version.py": "cuda = '12.8'\nhip = None\n",
+            "torch-2.13.0+cu128.dist-info/METADATA": (
+                "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cu128\nRequires-Dist: filelock\n"
+                'Requires-Dist: nvidia-cudnn-cu12==9.10.2.21; platform_system == "Linux"\n'
+                'Requires-Dist: nvidia-nccl-cu12==2.27.3; platform_system == "Linux"\n'
+            ),
             "nvidia_cudnn_cu12-9.10.2.21.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-cudnn-cu12\nVersion: 9.10.2.21\n",
             "nvidia_nccl_cu12-2.27.3.dist-info/METADATA": "Metadata-Version: 2.1\nName: nvidia-nccl-cu12\nVersion: 2.27.3\n",
         },
@@ -198,6 +226,58 @@ def test_tensorflow_build_info(tmp_path: Path) -> None:
         "9",
     )
     assert "sys.nccl" not in tags
+
+
+def _frameworks_on(machine: str) -> dict[str, str | None]:
+    """collect()'s framework tags in a fresh interpreter that imports what ``machine`` installed."""
+    root = FIXTURES / machine
+    site = next(p for p in root.glob("usr/**/*-packages") if p.is_dir())
+    names = sorted(p.name for p in site.iterdir() if (p / "__init__.py").exists())
+    tags = _python(
+        f"import {', '.join(names)}, json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
+        PYTHONPATH=str(site),
+        MLFLOW_SYSMETRICS_ROOT=str(root),
+    )
+    return {k: tags.get(k) for k in ("sys.frameworks", "sys.cuda_runtime", "sys.cudnn", "sys.nccl")}
+
+
+def test_torch_bundling_its_cudnn_beside_jax_wheels() -> None:
+    """A PyTorch wheel that bundles cuDNN and links NCCL statically, JAX's CUDA wheels beside it.
+
+    Its metadata requires no nvidia-* wheel (.ci/manywheel/build_cuda.sh, "Bundling with
+    cudnn and cublas", USE_STATIC_NCCL=1): it loads torch/lib/libcudnn.so.9, whose version
+    cannot be known without loading it, and JAX's nvidia-cudnn-cu12 9.11.0 and
+    nvidia-nccl-cu12 2.27.5 (mapped in the process too) are not what it uses.
+    """
+    assert _frameworks_on("torch-bundled-cudnn") == {
+        "sys.frameworks": "torch 2.9.1+cu128",
+        "sys.cuda_runtime": "12.8",
+        "sys.cudnn": None,
+        "sys.nccl": None,
+    }
+
+
+def test_torch_of_an_ngc_container_uses_the_system_libraries() -> None:
+    """NGC's PyTorch 25.01, built against the system cuDNN 9.7.0 and NCCL 2.25.1 (its release notes).
+
+    /proc/self/maps names those libraries by their full file names.
+    """
+    assert _frameworks_on("ngc-pytorch") == {
+        "sys.frameworks": "torch 2.6.0a0+ecf3bae40a.nv25.01",
+        "sys.cuda_runtime": "12.8",
+        "sys.cudnn": "9.7.0",
+        "sys.nccl": "2.25.1",
+    }
+
+
+def test_tensorflow_with_its_cuda_wheels_has_the_full_cudnn_version() -> None:
+    """tensorflow[and-cuda] 2.18 requires nvidia-cudnn-cu12==9.3.0.75; its build info says only 9."""
+    assert _frameworks_on("tensorflow-and-cuda") == {
+        "sys.frameworks": "tensorflow 2.18.0",
+        "sys.cuda_runtime": "12.5.1",
+        "sys.cudnn": "9.3.0",
+        "sys.nccl": None,
+    }
 
 
 @pytest.mark.parametrize("version", [12080, "12.8"])
