@@ -12,7 +12,6 @@ target each ratio is held to.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,6 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".bench" / "venv-013"
+sys.path.insert(0, str(REPO))  # the tests' way to run a fresh interpreter
+
+from tests.fresh import fresh_python  # noqa: E402
 
 #: First tags() of the provider MLflow built, 0.5 s after ``import mlflow`` (the script loads
 #: its data meanwhile), with implicit tagging switched on: ours has gathered in the background.
@@ -117,23 +119,15 @@ def build_venv() -> Path:
 
 
 def run(python: Path | str, code: str, **env: str) -> object:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_RUN_CONTEXT_PROVIDER")
-    }
-    environ.update(env)
-    out = subprocess.run(
-        [str(python), "-c", code],
-        capture_output=True,
-        text=True,
-        env=environ,
+    """``code`` in a fresh interpreter of ``python`` (each package imported from where it is installed)."""
+    return fresh_python(
+        code,
+        env=env,
+        python=python,
         cwd=tempfile.gettempdir(),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        scrub=("PYTHONDONTWRITEBYTECODE", "MLFLOW_RUN_CONTEXT_PROVIDER"),
+        repo_on_path=False,
+    ).value
 
 
 def compile_bytecode(python: Path | str) -> None:

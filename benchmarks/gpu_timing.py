@@ -38,25 +38,17 @@ ms = (time.perf_counter() - t) * 1e3
 assert 'sysmetrics.error' not in tags, tags
 assert not [x for x in threading.enumerate() if x.name.startswith('mlflow-sysmetrics')]
 """,
-    "importing our GPU modules (nvidia, _nvml, gpu, visibility)": """
+    "importing our GPU modules (nvidia, _nvml, device, visibility)": """
 import time
 import mlflow_sysmetrics._engine, mlflow_sysmetrics.collectors
 t = time.perf_counter()
-from mlflow_sysmetrics.collectors import nvidia, _nvml, gpu, visibility
+from mlflow_sysmetrics.collectors.accelerators import nvidia, _nvml, device, visibility
 ms = (time.perf_counter() - t) * 1e3
-""",
-    "our NVML path, without power and links": """
-import time
-t = time.perf_counter()
-from mlflow_sysmetrics.collectors import _nvml
-inv = _nvml.inventory(details=False)
-ms = (time.perf_counter() - t) * 1e3
-assert inv.devices and inv.cuda_driver
 """,
     "our NVML path, all facts (load, init, queries, shutdown)": """
 import time
 t = time.perf_counter()
-from mlflow_sysmetrics.collectors import _nvml
+from mlflow_sysmetrics.collectors.accelerators import _nvml
 inv = _nvml.inventory()
 ms = (time.perf_counter() - t) * 1e3
 assert inv.devices and inv.cuda_driver
@@ -101,7 +93,7 @@ ms = (time.perf_counter() - t) * 1e3
 """,
     "nvidia-smi 9-field query + header (our fallback)": """
 import subprocess, time
-from mlflow_sysmetrics.collectors import nvidia
+from mlflow_sysmetrics.collectors.accelerators import nvidia
 t = time.perf_counter()
 subprocess.run(['nvidia-smi', '--query-gpu=' + nvidia.QUERY_FIELDS, '--format=csv'], capture_output=True, check=True, timeout=10)
 subprocess.run(['nvidia-smi'], capture_output=True, check=True, timeout=10)
@@ -110,7 +102,7 @@ ms = (time.perf_counter() - t) * 1e3
     "/proc/driver/nvidia files": """
 import time
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors import nvidia
+from mlflow_sysmetrics.collectors.accelerators import nvidia
 t = time.perf_counter()
 inv = nvidia.from_proc(Root('/'))
 ms = (time.perf_counter() - t) * 1e3

@@ -6,6 +6,7 @@ import threading
 import time
 
 from . import _env, _log, _state
+from . import tags as _tags
 from ._files import Root
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -16,14 +17,12 @@ if TYPE_CHECKING:
     T = TypeVar("T")
     CollectFunction = Callable[["Context"], Mapping[str, str]]
 
-_guard_lock = threading.Lock()
+_guard_lock = _state.lock()
 _stuck: set[str] = set()
 
 
 def _after_fork_in_child() -> None:
     # The helper threads stuck in the parent do not exist here: nothing is stuck.
-    global _guard_lock
-    _guard_lock = threading.Lock()
     _stuck.clear()
 
 
@@ -120,7 +119,8 @@ class Context:
 class Collector:
     """One concern's facts.
 
-    ``keys`` are the tags it may write (so an excluded concern is not even run). Facts are
+    ``keys`` are the tags it may write (so an excluded concern is not even run): by default
+    the table's keys whose ``source`` is its ``name`` (:func:`.tags.keys_of`). Facts are
     read once per process for each root and value of the ``env`` variables named, under
     the deadline. A collector that reads files runs in the caller's thread where those
     reads cannot block (the live machine's ``/proc`` and ``/sys``, a root file system on a
@@ -139,7 +139,7 @@ class Collector:
         self,
         name: str,
         function: CollectFunction,
-        keys: tuple[str, ...],
+        keys: tuple[str, ...] | None = None,
         *,
         env: tuple[str, ...] = (),
         inline: bool = False,
@@ -147,7 +147,7 @@ class Collector:
     ) -> None:
         self.name = name
         self.function = function
-        self.keys = keys
+        self.keys = _tags.keys_of(name) if keys is None else keys
         self.env = env
         self.inline = inline
         self.blocking = blocking

@@ -51,7 +51,7 @@ class _Entry:
         self.missed_deadline = False
 
 
-_lock = threading.Lock()
+_lock = _state.lock()
 _entries: dict[tuple[object, ...], _Entry] = {}
 _plans: dict[_settings.Settings, _Plan] = {}
 #: File collectors waiting for a worker, and when each file worker started its current one.
@@ -63,12 +63,12 @@ _worker_ids = itertools.count()
 class _Plan:
     """What one set of settings runs: collectors by kind, and which keys it writes.
 
-    ``fast`` keeps, per value of the environment variables the cached collectors depend
+    ``merged`` keeps, per value of the environment variables the cached collectors depend
     on, their merged outcome once all have finished: a warm call then copies one dict and
     re-reads only what can change.
     """
 
-    __slots__ = ("cached", "env_names", "fast", "inline", "read_env", "selected")
+    __slots__ = ("cached", "env_names", "inline", "merged", "read_env", "selected")
 
     def __init__(self, settings: _settings.Settings) -> None:
         from .collectors import COLLECTORS
@@ -83,7 +83,7 @@ class _Plan:
         self.env_names = tuple(dict.fromkeys(name for c in self.cached for name in c.env))
         self.read_env = _env.reader(self.env_names)
         self.selected: dict[str, bool] = {}
-        self.fast: dict[tuple[str | None, ...], _Outcome] = {}
+        self.merged: dict[tuple[str | None, ...], _Outcome] = {}
 
     def keeps(self, key: str, settings: _settings.Settings) -> bool:
         known = self.selected.get(key)
@@ -190,25 +190,25 @@ def _plan(settings: _settings.Settings) -> _Plan:
     return plan
 
 
-def _static(plan: _Plan, settings: _settings.Settings, root: Root, deadline: float) -> _Outcome:
+def _machine_facts(plan: _Plan, settings: _settings.Settings, root: Root, deadline: float) -> _Outcome:
     """The cached collectors' merged outcome: remembered, or gathered now (and remembered)."""
     env_values = plan.read_env()
-    static = plan.fast.get(env_values)
-    if static is not None:
-        return static
-    static, complete = _gather(plan.cached, root, deadline, settings.timeout)
-    static.tags = {k: v for k, v in static.tags.items() if plan.keeps(k, settings)}
+    facts = plan.merged.get(env_values)
+    if facts is not None:
+        return facts
+    facts, complete = _gather(plan.cached, root, deadline, settings.timeout)
+    facts.tags = {k: v for k, v in facts.tags.items() if plan.keeps(k, settings)}
     if complete:
-        if len(plan.fast) > 32:  # an environment that keeps changing must not grow memory
-            plan.fast.clear()
+        if len(plan.merged) > 32:  # an environment that keeps changing must not grow memory
+            plan.merged.clear()
         remembered = _Outcome()
-        remembered.tags = static.tags
-        remembered.errors = static.errors
+        remembered.tags = facts.tags
+        remembered.errors = facts.errors
         remembered.reports = [
-            CollectorReport(r.name, r.seconds, True, r.errors, r.details) for r in static.reports
+            CollectorReport(r.name, r.seconds, True, r.errors, r.details) for r in facts.reports
         ]
-        plan.fast[env_values] = remembered
-    return static
+        plan.merged[env_values] = remembered
+    return facts
 
 
 def run_collection(settings: _settings.Settings | None = None, *, reports: bool = True) -> Report:
@@ -223,16 +223,16 @@ def run_collection(settings: _settings.Settings | None = None, *, reports: bool 
     deadline = started + settings.timeout
     root = Root(settings.root)
     plan = _plan(settings)
-    static = _static(plan, settings, root, deadline)
+    facts = _machine_facts(plan, settings, root, deadline)
     outcome = _Outcome()
-    outcome.errors.extend(static.errors)
+    outcome.errors.extend(facts.errors)
     if reports:
-        outcome.reports.extend(static.reports)
+        outcome.reports.extend(facts.reports)
     for collector in plan.inline:
         _run_inline(collector, Context(root, deadline), outcome, reports)
 
     keeps = plan.keeps
-    result = dict(static.tags)  # filtered once, when gathered
+    result = dict(facts.tags)  # filtered once, when gathered
     result.update((key, value) for key, value in outcome.tags.items() if keeps(key, settings))
     if outcome.errors and keeps(_tags.ERROR, settings):
         result[_tags.ERROR] = _tags.clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
@@ -252,7 +252,7 @@ def prefetch() -> None:
         settings = _settings.current()
         plan, root = _plan(settings), Root(settings.root)
         deadline = time.monotonic() + settings.timeout
-        _static(plan, settings, root, deadline)
+        _machine_facts(plan, settings, root, deadline)
         for collector in plan.inline:  # their answers can change, but not what they look up once
             _run_inline(collector, Context(root, deadline), _Outcome(), report=False)
     except Exception:  # pragma: no cover - a prefetch that fails leaves the work to the first call
@@ -265,7 +265,7 @@ def _gather(
     """Start (or join) each collector, wait until the deadline, merge what finished."""
     from .collectors import reads_cannot_block
 
-    here = reads_cannot_block(root)
+    in_caller = reads_cannot_block(root)
     pending: list[tuple[Collector, _Entry, bool]] = []
     new: list[tuple[Collector, _Entry]] = []
     with _lock:
@@ -279,11 +279,11 @@ def _gather(
             pending.append((collector, entry, known is not None and entry.done.is_set()))
     files: list[tuple[Collector, _Entry, Context]] = []
     for collector, entry in new:  # the slow ones first, so that they overlap the file reads
-        if collector.needs_own_thread(root, here):
+        if collector.needs_own_thread(root, in_caller):
             _start_thread(_job(collector, entry, Context(root, deadline)), collector.name)
         else:
             files.append((collector, entry, Context(root, deadline)))
-    if here:
+    if in_caller:
         for collector, entry, context in files:
             _execute(collector, entry, context)
     elif files:
@@ -351,9 +351,16 @@ def _file_worker(worker: int) -> None:
 
 
 def _accepted(produced: Mapping[str, str], context: Context) -> dict[str, str]:
-    """The produced tags that can be true; the others are named in the context's errors."""
+    """The produced tags that can be true; the others are named in the context's errors.
+
+    A key missing from the table (:data:`tags.TABLE`) is a bug of ours, named, never written.
+    """
     accepted: dict[str, str] = {}
+    table = _tags.TABLE
     for key, value in produced.items():
+        if key not in table:
+            context.errors.append(f"KeyError: {key} is not in the table of tags; left out")
+            continue
         text = value if isinstance(value, str) else str(value)
         reason = _tags.implausible_tag(key, text)
         if reason is None:
@@ -406,6 +413,9 @@ def clear_cache() -> None:
     _state.clear()
 
 
+#: Per thread, not in _state's registry: a door sets it around one create request and
+#: clears it right after, so there is nothing to forget, and after a fork only the forking
+#: thread's (its own, possibly in a request still) is left.
 _handoff = threading.local()
 
 
@@ -437,9 +447,7 @@ def _reset() -> None:
 
 def _after_fork_in_child() -> None:
     # Threads do not survive fork: an entry still being worked out in the parent would
-    # never finish here, and the lock may have been held by one of those threads.
-    global _lock
-    _lock = threading.Lock()
+    # never finish here (the lock is re-armed by _state).
     for key, entry in list(_entries.items()):
         if not entry.done.is_set():
             del _entries[key]

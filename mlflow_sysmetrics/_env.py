@@ -3,10 +3,10 @@
 ``os.environ.get`` encodes the key and goes through the ``Mapping`` machinery for each
 variable, and a warm call reads 29 of them (settings, launcher ranks, GPU visibility,
 container markers). On POSIX the encoded keys are prepared once and looked up directly in
-CPython's store behind ``os.environ`` (``_data``, not a public name), falling back to
-``os.environ.get`` where that store is not a dict: ``python benchmarks/env_read.py``
-measured the 29 reads at 1.6 us this way against 21.7 us through ``os.environ.get``, when a
-whole warm ``collect()`` takes 14 us (Python 3.11, the development machine).
+CPython's store behind ``os.environ`` (``_data``, not a public name), falling back to the
+public ``os.environ.get`` wherever that store is not a dict of bytes (another Python, a
+patched ``os.environ``): slower, never wrong. ``python benchmarks/env_read.py`` compares the
+two ways (figures in the README's Performance section).
 """
 
 from __future__ import annotations

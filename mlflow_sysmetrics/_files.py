@@ -97,8 +97,7 @@ def once_per_root(read: Callable[[Root], T]) -> Callable[[Root], T]:
 
     ``clear_cache()`` forgets it. Two threads asking at once may both read; they read the same.
     """
-    known: dict[str, T] = {}
-    _state.register(reset=known.clear)
+    known: dict[str, T] = _state.memo()
 
     def remembered(root: Root) -> T:
         try:

@@ -1,7 +1,8 @@
 """How system tags are shown: the tables and summaries of the command line, as plain text.
 
 Pure functions of tags and runs (no MLflow import, no I/O), so each can be tested alone.
-Keys always come in one order, the README's table order (:data:`tags.ALL_KEYS`).
+Keys always come in one order, the table's (:func:`tags.order`), under the headings the
+table gives them; what a column is comes from the table too.
 """
 
 from __future__ import annotations
@@ -12,79 +13,13 @@ from typing import Any
 
 from . import tags as T
 
-#: Tags that change between runs on the same hardware; ``diff`` leaves them out unless asked.
-VOLATILE_KEYS = frozenset({T.DISK_FREE_GB})
-
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("CPU", ("sys.cpu",)),
-    ("Memory", ("sys.memory",)),
-    ("Disk", ("sys.disk",)),
-    ("OS", ("sys.platform", "sys.os", "sys.python", "sys.mlflow")),
-    ("Frameworks", ("sys.frameworks", "sys.cuda_runtime", "sys.cudnn", "sys.nccl")),
-    ("GPU", ("sys.gpu", "sys.cuda_driver")),
-    ("Network", ("sys.network",)),
-    ("Container", ("sys.container", "sys.cloud", "sys.instance_type", "sys.host")),
-    ("Distributed", ("sys.dist.", "sys.slurm.")),
-    ("Errors", ("sysmetrics.",)),
-)
-#: Columns of the per-node table of a multi-node run.
-NODE_COLUMNS = (
-    ("cpu", "cpu"),
-    ("cores available", "cpu_available"),
-    ("memory GB", "memory_gb"),
-    ("gpu", "gpu"),
-    ("gpus", "gpu_count"),
-    ("driver", "gpu_driver"),
-    ("link", "gpu_link"),
-    ("network", "network"),
-)
-#: What ``summary`` groups runs by, with its column titles (memory: the container's limit
-#: where one was set; a column no run has a value for is not shown).
-SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
-    (T.CPU, "cpu"),
-    (T.CPU_AVAILABLE, "cores"),
-    (T.MEMORY_GB, "memory GB"),
-    (T.GPU, "gpu"),
-    (T.GPU_COUNT, "gpus"),
-    (T.GPU_POWER_LIMIT_W, "power W"),
-    (T.GPU_LINK, "gpu link"),
-    (T.NETWORK, "network"),
-    (T.FRAMEWORKS, "frameworks"),
-)
 #: The label of the runs that carry no system tags at all.
 UNTAGGED = "(no system tags)"
 
 
-def is_system_key(key: str) -> bool:
-    """Whether ``key`` is one of this package's tags (``sys.*``, ``sysmetrics.*``)."""
-    return key.startswith(("sys.", "sysmetrics."))
-
-
-_RANK = {key: index for index, key in enumerate(T.ALL_KEYS)}
-
-
-def _sort_key(key: str) -> tuple[float, int, str]:
-    split = T.split_node_key(key)
-    node, plain = (0, key) if split is None else (split[0], f"{key.split('.', 1)[0]}.{split[1]}")
-    rank = _RANK.get(plain)
-    return (float("inf"), 0, key) if rank is None else (node, rank, key)
-
-
-def order(keys: Iterable[str]) -> list[str]:
-    """Keys in the README's order; node ``k``'s keys after node 0's, unknown ones last by name."""
-    return sorted(keys, key=_sort_key)
-
-
 def ordered(tags: Mapping[str, str]) -> dict[str, str]:
-    """``tags`` in :func:`order`."""
-    return {key: tags[key] for key in order(tags)}
-
-
-def _group_of(key: str) -> str:
-    for name, prefixes in GROUPS:
-        if key.startswith(prefixes):
-            return name
-    return "Other"
+    """``tags`` in the table's order (:func:`tags.order`)."""
+    return {key: tags[key] for key in T.order(tags)}
 
 
 def format_table(tags: Mapping[str, str]) -> str:
@@ -95,8 +30,8 @@ def format_table(tags: Mapping[str, str]) -> str:
     width = max(len(k) for k in plain)
     lines: list[str] = []
     current = None
-    for key in order(plain):
-        group = _group_of(key)
+    for key in T.order(plain):
+        group = T.group_of(key)
         if group != current:
             if lines:
                 lines.append("")
@@ -123,7 +58,7 @@ def nodes_of(tags: Mapping[str, str]) -> dict[int, dict[str, str]]:
 
 def format_nodes(nodes: Mapping[int, Mapping[str, str]]) -> str:
     """The per-node table, and whether the nodes' hardware differs."""
-    columns = [(title, name) for title, name in NODE_COLUMNS if any(name in f for f in nodes.values())]
+    columns = [(title, name) for title, name in T.NODE_COLUMNS if any(name in f for f in nodes.values())]
     header = ["node", *(title for title, _ in columns)]
     rows = []
     for node, facts in nodes.items():
@@ -148,10 +83,10 @@ def differences(
     """
     keys = [
         k
-        for k in order(set(tags_a) | set(tags_b))
-        if tags_a.get(k) != tags_b.get(k) and (include_volatile or k not in VOLATILE_KEYS)
+        for k in T.order(set(tags_a) | set(tags_b))
+        if tags_a.get(k) != tags_b.get(k) and (include_volatile or T.plain_key(k) not in T.MOMENTARY_KEYS)
     ]
-    first = [k for k in keys if k in T.PERFORMANCE_KEYS]
+    first = [k for k in keys if T.plain_key(k) in T.PERFORMANCE_KEYS]
     return {k: (tags_a.get(k), tags_b.get(k)) for k in [*first, *(k for k in keys if k not in first)]}
 
 
@@ -180,8 +115,8 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
         tags = dict(run.data.tags)
         if T.MEMORY_LIMIT_GB in tags:
             tags[T.MEMORY_GB] = tags[T.MEMORY_LIMIT_GB]
-        key = tuple(tags.get(k) for k, _ in SUMMARY_COLUMNS)
-        if all(v is None for v in key) and any(is_system_key(k) for k in tags):
+        key = tuple(tags.get(k) for k, _ in T.SUMMARY_COLUMNS)
+        if all(v is None for v in key) and any(T.is_system_key(k) for k in tags):
             key = ("",) * len(key)  # tagged, but with none of the grouping facts
         groups.setdefault(key, []).append(run)
     rows: list[dict[str, Any]] = []
@@ -193,7 +128,10 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
         ]
         rows.append(
             {
-                **{k.removeprefix("sys."): v or None for (k, _), v in zip(SUMMARY_COLUMNS, key, strict=True)},
+                **{
+                    k.removeprefix("sys."): v or None
+                    for (k, _), v in zip(T.SUMMARY_COLUMNS, key, strict=True)
+                },
                 "tagged": any(v is not None for v in key),
                 "runs": len(members),
                 "median_duration_s": round(statistics.median(durations), 3) if durations else None,
@@ -209,7 +147,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         return "(no runs)"
     columns = [
         (key.removeprefix("sys."), title)
-        for key, title in SUMMARY_COLUMNS
+        for key, title in T.SUMMARY_COLUMNS
         if any(r.get(key.removeprefix("sys.")) for r in rows)
     ] or [("cpu", "cpu")]
     header = [title for _, title in columns] + ["runs", "median duration"]

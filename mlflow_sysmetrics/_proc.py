@@ -2,7 +2,8 @@
 
 No shell; the program is resolved on ``PATH`` first (so a missing tool is a cheap miss, not
 a fork); the command has a timeout and is killed, with its process group, when it passes;
-output is read up to a size bound and decoded leniently.
+output is read up to a size bound and decoded leniently. ``selectors`` is imported by the
+reader alone: on Windows it is not needed.
 """
 
 from __future__ import annotations

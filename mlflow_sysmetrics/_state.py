@@ -23,6 +23,7 @@ import threading
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 _resets: list[Callable[[], None]] = []
 _fork_hooks: list[Callable[[], None]] = []
@@ -38,6 +39,49 @@ def register(
         _resets.append(reset)
     if after_fork is not None:
         _fork_hooks.append(after_fork)
+
+
+class Lock:
+    """A lock that a forked child gets anew: a thread that held it in the parent is not there.
+
+    What :func:`lock` returns; used as ``with lock:`` or ``acquire(timeout=...)``.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """:meth:`threading.Lock.acquire`."""
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        """:meth:`threading.Lock.release`."""
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+_locks: list[Lock] = []
+
+
+def lock() -> Lock:
+    """A module's lock, re-armed in a child of ``fork()`` (so no module writes its own hook)."""
+    made = Lock()
+    _locks.append(made)
+    return made
+
+
+def memo() -> dict[Any, Any]:
+    """A module's memo: a dict that :func:`clear` (``clear_cache()``) empties."""
+    remembered: dict[Any, Any] = {}
+    register(reset=remembered.clear)
+    return remembered
 
 
 def clear() -> None:
@@ -68,6 +112,20 @@ def start_thread(job: Callable[[], object], name: str) -> bool:
     return True
 
 
+def _import_locks() -> dict[str, Any] | None:
+    """CPython's per-module import locks, or ``None`` on a Python that keeps them otherwise.
+
+    ``importlib._bootstrap._module_locks`` is not a public name.
+    """
+    locks = getattr(sys.modules.get("importlib._bootstrap"), "_module_locks", None)
+    return locks if isinstance(locks, dict) else None
+
+
+def imports_repairable_after_fork() -> bool:
+    """Whether a forked child can free an import lock one of our lost threads held (see the module)."""
+    return _import_locks() is not None
+
+
 def _forget_imports_of_lost_threads() -> None:
     """Let the child import afresh what one of our lost threads was importing at the fork."""
     here = threading.get_ident()  # the forking thread lives on, even one of ours
@@ -75,9 +133,8 @@ def _forget_imports_of_lost_threads() -> None:
     _running.intersection_update({here})
     if not lost:
         return
-    bootstrap = sys.modules.get("importlib._bootstrap")
-    locks = getattr(bootstrap, "_module_locks", None)
-    if not isinstance(locks, dict):  # pragma: no cover - an interpreter without importlib's locks
+    locks = _import_locks()
+    if locks is None:  # nothing to repair with: the gathering ahead is never started there
         return
     for name, reference in list(locks.items()):
         lock = reference() if callable(reference) else None
@@ -90,6 +147,8 @@ def _forget_imports_of_lost_threads() -> None:
 
 
 def _after_fork_in_child() -> None:
+    for made in _locks:
+        made._lock = threading.Lock()
     _forget_imports_of_lost_threads()
     for hook in list(_fork_hooks):
         hook()

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import click
 
 from . import _format
+from . import tags as T
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -125,7 +126,7 @@ def _get_run(client: MlflowClient, uri: str, run_id: str) -> Run:
 
 
 def _system_tags(run: Run) -> dict[str, str]:
-    return _format.ordered({k: v for k, v in run.data.tags.items() if _format.is_system_key(k)})
+    return _format.ordered({k: v for k, v in run.data.tags.items() if T.is_system_key(k)})
 
 
 def _run_id(ctx: click.Context, param: click.Parameter, value: str) -> str:

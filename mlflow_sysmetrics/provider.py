@@ -25,7 +25,12 @@ ENV_PROVIDER = "MLFLOW_RUN_CONTEXT_PROVIDER"
 PROVIDER_NAME = "sysmetrics"
 
 
+#: The last value of the variable and whether it named us: a memo of a pure function of the
+#: value, so clear_cache() has nothing to forget in it (and it is not in _state's registry).
 _last: tuple[str, bool] = ("", False)
+#: Set once the gathering ahead was started (or found impossible): once per process, also
+#: after clear_cache() (MLflow builds one provider); a forked child inherits it and gathers
+#: in its first run instead.
 _prefetch_started = False
 #: How often the background gathering looks whether ``import mlflow`` has finished, and for
 #: how long at most it waits for that.
@@ -40,8 +45,40 @@ def provider_enabled() -> bool:
     if not raw:
         return False
     if raw != _last[0]:  # asked on every run: split an unchanged value only once
-        _last = (raw, PROVIDER_NAME in raw.lower().replace(",", " ").split())
+        names = raw.lower().replace(",", " ").split()
+        _last = (raw, PROVIDER_NAME in names)
+        if not _last[1]:
+            _warn_unknown(raw, names)
     return _last[1]
+
+
+def _warn_unknown(raw: str, names: list[str]) -> None:
+    """One warning when the variable names no run context provider that is installed.
+
+    The variable is this package's (MLflow itself does not read it), so a value that names
+    no registered ``mlflow.run_context_provider`` is a typo worth one line, not silence.
+    """
+    from importlib import metadata
+
+    from . import settings
+
+    try:
+        known = {e.name.lower() for e in metadata.entry_points(group="mlflow.run_context_provider")}
+    except Exception:  # a broken installation: say nothing rather than fail a run
+        return
+    unknown = [name for name in names if name not in known]
+    if not unknown:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(unknown[0], [PROVIDER_NAME, *sorted(known)], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    settings.warn_once(
+        ENV_PROVIDER,
+        raw,
+        f"names no installed run context provider ({', '.join(unknown)}): implicit tagging stays off"
+        f"{hint} (write {PROVIDER_NAME} to switch it on)",
+    )
 
 
 class SysMetricsRunContextProvider:
@@ -82,12 +119,25 @@ def _start_prefetch() -> None:
     if _prefetch_started or not settings.prefetch_enabled():
         return
     _prefetch_started = True  # once per process (MLflow builds one provider)
+    if _mlflow_half_imported() is None or not _state.imports_repairable_after_fork():
+        # This Python does not say when an import ends, or a forked child could not repair
+        # an import our thread was in: gathering ahead could not be made safe, so the first
+        # run gathers instead (slower, never wrong).
+        return
     _state.start_thread(_prefetch_after_mlflow_import, "prefetch")
 
 
-def _mlflow_half_imported() -> bool:
+def _mlflow_half_imported() -> bool | None:
+    """True while ``import mlflow`` runs; ``None`` when this Python does not tell.
+
+    CPython marks a module being imported on its spec (``__spec__._initializing``, not a
+    public name); a Python that does not is answered ``None``.
+    """
     module = sys.modules.get("mlflow")
-    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+    if module is None:
+        return False
+    state = getattr(getattr(module, "__spec__", None), "_initializing", None)
+    return state if isinstance(state, bool) else None
 
 
 def _prefetch_after_mlflow_import() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 import wrapt
 
-from . import _format
+from . import _shared_run
 from . import tags as T
 from ._engine import collect, handing_over
 from ._engine import snapshot as _snapshot
@@ -60,31 +60,12 @@ class RunOptions(TypedDict, total=False):
 RUN_OPTIONS: frozenset[str] = frozenset(RunOptions.__annotations__)
 
 
-#: Facts that differ between two calls on one machine: left out when a run's tags are
-#: compared with this machine's (free space, the frameworks a process imported, errors).
-_TRANSIENT_KEYS = frozenset(
-    {T.DISK_FREE_GB, T.DISK_TOTAL_GB, T.ERROR, T.FRAMEWORKS, T.CUDA_RUNTIME, T.CUDNN, T.NCCL}
-)
-
-
 class Tagging(NamedTuple):
     """What writing this machine's tags to a run did."""
 
     written: dict[str, str]
     #: Facts the run already carries that differ from this machine's: key -> (run, here).
     kept: dict[str, tuple[str | None, str | None]]
-
-
-def _own_keys(tags: Mapping[str, str], node: int) -> dict[str, str]:
-    """The system keys of ``tags`` that node ``node`` writes (the plain keys for node 0)."""
-    own = {}
-    for key, value in tags.items():
-        if not _format.is_system_key(key):
-            continue
-        split = T.split_node_key(key)
-        if (split is None and node == 0) or (split is not None and split[0] == node):
-            own[key] = value
-    return own
 
 
 def write_tags(
@@ -99,10 +80,9 @@ def write_tags(
     """
     from mlflow.entities import RunTag
 
-    existing = _own_keys(client.get_run(run_id).data.tags, node)
+    existing = _shared_run.own_keys(client.get_run(run_id).data.tags, node)
     if existing and not overwrite:
-        transient = {T.node_key(key, node) for key in _TRANSIENT_KEYS}
-        keys = _format.order((set(tags) | set(existing)) - transient)
+        keys = [k for k in T.order(set(tags) | set(existing)) if T.plain_key(k) not in T.VARYING_KEYS]
         return Tagging(
             {}, {k: (existing.get(k), tags.get(k)) for k in keys if existing.get(k) != tags.get(k)}
         )
@@ -113,7 +93,7 @@ def write_tags(
     return Tagging(dict(tags), {})
 
 
-def _mine() -> tuple[dict[str, str], int | None]:
+def _this_process_tags() -> tuple[dict[str, str], int | None]:
     """The tags this process writes on a run it did not create, and the node it writes them as.
 
     ``None`` for a process of a multi-node job that writes nothing (another process of its
@@ -121,12 +101,12 @@ def _mine() -> tuple[dict[str, str], int | None]:
     """
     tags = collect()
     info = distributed.current()
-    if not distributed.is_shared(info):
+    if not _shared_run.is_shared(info):
         return tags, 0
-    mine = distributed.shared_run_tags(tags, info)
+    mine = _shared_run.shared_run_tags(tags, info)
     if mine is None:
-        return distributed.node_view(tags, info), None
-    return mine, distributed.writing_node(info) or 0
+        return _shared_run.node_view(tags, info), None
+    return mine, _shared_run.writing_node(info) or 0
 
 
 def _artifact(node: int) -> str:
@@ -135,7 +115,7 @@ def _artifact(node: int) -> str:
 
 def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwrite: bool = False) -> Tagging:
     """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome."""
-    tags, node = _mine()
+    tags, node = _this_process_tags()
     if node is None:
         return Tagging(tags, {})
     outcome = write_tags(client, run_id, tags, node, overwrite)
@@ -228,7 +208,7 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
     tags sent in the same create request (your ``tags=`` win over ours), yields the
     ``ActiveRun`` and ends it on exit, FAILED if the block raised, as ``mlflow.start_run``
     does. ``run_id=`` attaches to an existing run (multi-node jobs: see
-    :func:`mlflow_sysmetrics.collectors.distributed.shared_run_tags`).
+    :func:`mlflow_sysmetrics._shared_run.shared_run_tags`).
     Tagging never stops the block: a failure to write tags to an open run is logged.
     """
     _check_options(options, "sysmetrics_run()")

@@ -13,7 +13,7 @@ import os
 
 from . import _env, _log, _state
 from . import tags as _tags
-from ._value import Value
+from ._value import Record
 
 ENV_TIMEOUT = "MLFLOW_SYSMETRICS_TIMEOUT"
 ENV_INCLUDE = "MLFLOW_SYSMETRICS_INCLUDE"
@@ -29,22 +29,13 @@ DEFAULT_ROOT = "/"
 MAX_PATTERN_LENGTH = 200
 
 
-class Settings(Value):
-    """What the environment asks of one collection (a value: equal settings hash alike)."""
+class Settings(Record):
+    """What the environment asks of one collection (a record: equal settings hash alike)."""
 
-    __slots__ = ("exclude", "include", "root", "timeout")
-
-    def __init__(
-        self,
-        timeout: float = DEFAULT_TIMEOUT,
-        include: tuple[str, ...] = (),
-        exclude: tuple[str, ...] = (),
-        root: str = DEFAULT_ROOT,
-    ) -> None:
-        self.timeout = timeout
-        self.include = include
-        self.exclude = exclude
-        self.root = root
+    timeout: float = DEFAULT_TIMEOUT
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    root: str = DEFAULT_ROOT
 
 
 _warned: set[tuple[str, str]] = set()

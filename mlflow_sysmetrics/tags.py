@@ -1,106 +1,161 @@
-"""Tag keys and how values are written.
+"""Tag keys, each declared once with everything the package says about it, and how values are written.
 
 Keys are a contract: other tools and users search on them, so they never change. Values are
 strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decimals.
+
+Every key is one row of :data:`TABLE` (built by :func:`_row` below, in the README's order):
+its display group, the collector that writes it, and the columns every other list of keys
+used to repeat. Those lists are derived here, never written again elsewhere; a test checks
+that every key a collector returns is in the table, and that the table and the README's
+tag table name the same keys.
 """
 
 from __future__ import annotations
 
 import math
 
-CPU = "sys.cpu"
-CPU_CORES = "sys.cpu_cores"
-CPU_PHYSICAL_CORES = "sys.cpu_physical_cores"
-CPU_AVAILABLE = "sys.cpu_available"
-MEMORY_GB = "sys.memory_gb"
-MEMORY_LIMIT_GB = "sys.memory_limit_gb"
-DISK_FREE_GB = "sys.disk_free_gb"
-DISK_TOTAL_GB = "sys.disk_total_gb"
-PLATFORM = "sys.platform"
-OS = "sys.os"
-PYTHON = "sys.python"
-MLFLOW = "sys.mlflow"
-FRAMEWORKS = "sys.frameworks"
-CUDA_RUNTIME = "sys.cuda_runtime"
-CUDNN = "sys.cudnn"
-NCCL = "sys.nccl"
-GPU = "sys.gpu"
-GPU_COUNT = "sys.gpu_count"
-GPU_MEMORY_GB = "sys.gpu_memory_gb"
-GPU_DRIVER = "sys.gpu_driver"
-CUDA_DRIVER = "sys.cuda_driver"
-GPU_COMPUTE_CAPABILITY = "sys.gpu_compute_capability"
-GPU_MIG = "sys.gpu_mig"
-GPU_POWER_LIMIT_W = "sys.gpu_power_limit_w"
-GPU_LINK = "sys.gpu_link"
-NETWORK = "sys.network"
-CONTAINER = "sys.container"
-CLOUD = "sys.cloud"
-INSTANCE_TYPE = "sys.instance_type"
-DIST_RANK = "sys.dist.rank"
-DIST_LOCAL_RANK = "sys.dist.local_rank"
-DIST_WORLD_SIZE = "sys.dist.world_size"
-DIST_NODE_RANK = "sys.dist.node_rank"
-DIST_NODES = "sys.dist.nodes"
-SLURM_JOB_ID = "sys.slurm.job_id"
-HOST = "sys.host"
-ERROR = "sysmetrics.error"
+from ._value import Record
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+# re and fnmatch are imported by the functions that need them: a collection whose values
+# are all printable and whose settings name no patterns never does.
+
+
+class Key(Record):
+    """One key and what is true of it.
+
+    - ``group``: the heading it is shown under (``show``, ``log``).
+    - ``source``: the collector that writes it (``None``: not written by :func:`collect`).
+    - ``varies``: ``None`` for a fact of the machine; ``"process"`` when another process or
+      call on the same machine may write another value (the frameworks imported, the
+      working directory's disk, errors); ``"moment"`` when it changes from one moment to
+      the next (free disk space). Neither kind is compared when a run's facts are checked
+      against this machine's; ``diff`` leaves the second kind out unless asked.
+    - ``scope`` on a run a multi-node job shares: ``"node"`` (each node writes its own,
+      ``sys.node<k>.*``), ``"process"`` (a rank: says nothing of a shared run, not written
+      there), ``"job"`` (the same for the whole job: written once, by node 0).
+    - ``performance``: likely to explain why one run is slower than another on similar
+      hardware (``diff`` lists it first).
+    - ``opt_in``: written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for it.
+    - ``names_one_thing``: its value names one thing (a CPU model, an OS): at most
+      :data:`MAX_NAME_LENGTH` characters, else :data:`MAX_FACT_LENGTH`.
+    - ``node_column`` / ``summary_column``: its column's title in the per-node table of a
+      multi-node run and in ``summary`` (``None``: not a column).
+    - ``metric``: an MLflow metric (a number), not a tag.
+    """
+
+    name: str
+    group: str
+    source: str | None = None
+    varies: str | None = None
+    scope: str = "node"
+    performance: bool = False
+    opt_in: bool = False
+    names_one_thing: bool = False
+    node_column: str | None = None
+    summary_column: str | None = None
+    metric: bool = False
+
+
+#: Every key, by name, in the README's order.
+TABLE: dict[str, Key] = {}
+
+
+def _row(name: str, group: str, **facts: Any) -> str:
+    TABLE[name] = Key(name, group, **facts)
+    return name
+
+
+CPU = _row("sys.cpu", "CPU", source="cpu", names_one_thing=True, node_column="cpu", summary_column="cpu")
+CPU_CORES = _row("sys.cpu_cores", "CPU", source="cpu")
+CPU_PHYSICAL_CORES = _row("sys.cpu_physical_cores", "CPU", source="cpu")
+CPU_AVAILABLE = _row(
+    "sys.cpu_available", "CPU", source="cpu", node_column="cores available", summary_column="cores"
+)
+MEMORY_GB = _row(
+    "sys.memory_gb", "Memory", source="memory", node_column="memory GB", summary_column="memory GB"
+)
+MEMORY_LIMIT_GB = _row("sys.memory_limit_gb", "Memory", source="memory")
+DISK_FREE_GB = _row("sys.disk_free_gb", "Disk", source="disk", varies="moment")
+DISK_TOTAL_GB = _row("sys.disk_total_gb", "Disk", source="disk", varies="process")
+PLATFORM = _row("sys.platform", "OS", source="os")
+OS = _row("sys.os", "OS", source="os", names_one_thing=True)
+PYTHON = _row("sys.python", "OS", source="software")
+MLFLOW = _row("sys.mlflow", "OS", source="software")
+FRAMEWORKS = _row(
+    "sys.frameworks",
+    "Frameworks",
+    source="frameworks",
+    varies="process",
+    performance=True,
+    summary_column="frameworks",
+)
+CUDA_RUNTIME = _row("sys.cuda_runtime", "Frameworks", source="frameworks", varies="process", performance=True)
+CUDNN = _row("sys.cudnn", "Frameworks", source="frameworks", varies="process", performance=True)
+NCCL = _row("sys.nccl", "Frameworks", source="frameworks", varies="process", performance=True)
+GPU = _row("sys.gpu", "GPU", source="gpu", node_column="gpu", summary_column="gpu")
+GPU_COUNT = _row("sys.gpu_count", "GPU", source="gpu", node_column="gpus", summary_column="gpus")
+GPU_MEMORY_GB = _row("sys.gpu_memory_gb", "GPU", source="gpu")
+GPU_DRIVER = _row("sys.gpu_driver", "GPU", source="gpu", node_column="driver")
+CUDA_DRIVER = _row("sys.cuda_driver", "GPU", source="gpu")
+GPU_COMPUTE_CAPABILITY = _row("sys.gpu_compute_capability", "GPU", source="gpu")
+GPU_MIG = _row("sys.gpu_mig", "GPU", source="gpu")
+GPU_POWER_LIMIT_W = _row(
+    "sys.gpu_power_limit_w", "GPU", source="gpu", performance=True, summary_column="power W"
+)
+GPU_LINK = _row(
+    "sys.gpu_link", "GPU", source="gpu", performance=True, node_column="link", summary_column="gpu link"
+)
+NETWORK = _row(
+    "sys.network",
+    "Network",
+    source="network",
+    performance=True,
+    node_column="network",
+    summary_column="network",
+)
+CONTAINER = _row("sys.container", "Container", source="container", names_one_thing=True)
+CLOUD = _row("sys.cloud", "Container", source="cloud", names_one_thing=True)
+INSTANCE_TYPE = _row("sys.instance_type", "Container", source="cloud", names_one_thing=True)
+HOST = _row("sys.host", "Host", source="host", opt_in=True, names_one_thing=True)
+DIST_RANK = _row("sys.dist.rank", "Distributed", source="dist", scope="process")
+DIST_LOCAL_RANK = _row("sys.dist.local_rank", "Distributed", source="dist", scope="process")
+DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="dist", scope="job")
+DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="dist", scope="process")
+DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
+SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
+ERROR = _row("sysmetrics.error", "Errors", varies="process")
 
 #: Every key :func:`mlflow_sysmetrics.collect` can write, in display order.
-ALL_KEYS: tuple[str, ...] = (
-    CPU,
-    CPU_CORES,
-    CPU_PHYSICAL_CORES,
-    CPU_AVAILABLE,
-    MEMORY_GB,
-    MEMORY_LIMIT_GB,
-    DISK_FREE_GB,
-    DISK_TOTAL_GB,
-    PLATFORM,
-    OS,
-    PYTHON,
-    MLFLOW,
-    FRAMEWORKS,
-    CUDA_RUNTIME,
-    CUDNN,
-    NCCL,
-    GPU,
-    GPU_COUNT,
-    GPU_MEMORY_GB,
-    GPU_DRIVER,
-    CUDA_DRIVER,
-    GPU_COMPUTE_CAPABILITY,
-    GPU_MIG,
-    GPU_POWER_LIMIT_W,
-    GPU_LINK,
-    NETWORK,
-    CONTAINER,
-    CLOUD,
-    INSTANCE_TYPE,
-    DIST_RANK,
-    DIST_LOCAL_RANK,
-    DIST_WORLD_SIZE,
-    DIST_NODE_RANK,
-    DIST_NODES,
-    SLURM_JOB_ID,
-    HOST,
-    ERROR,
-)
-
-#: The facts likeliest to explain why one run is slower than another on similar hardware:
-#: the framework stack, the GPU's power cap and links, the network fabric.
-PERFORMANCE_KEYS: tuple[str, ...] = (
-    FRAMEWORKS,
-    CUDA_RUNTIME,
-    CUDNN,
-    NCCL,
-    GPU_POWER_LIMIT_W,
-    GPU_LINK,
-    NETWORK,
-)
-
+ALL_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if not key.metric)
+#: The facts likeliest to explain why one run is slower than another on similar hardware.
+PERFORMANCE_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if key.performance)
 #: Keys written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for them.
-OPT_IN_KEYS: frozenset[str] = frozenset({HOST})
+OPT_IN_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.opt_in)
+#: Keys whose value names one thing (a CPU model, an OS, a container kind ...).
+NAME_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.names_one_thing)
+#: Keys another process or moment on the same machine may write otherwise (see :class:`Key`).
+VARYING_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.varies)
+#: Keys that change from one moment to the next (``diff`` leaves them out unless asked).
+MOMENTARY_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.varies == "moment")
+#: The columns of the per-node table of a multi-node run: (title, key without ``sys.``).
+NODE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (key.node_column, name.removeprefix("sys.")) for name, key in TABLE.items() if key.node_column
+)
+#: What ``summary`` groups runs by: (key, column title).
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (name, key.summary_column) for name, key in TABLE.items() if key.summary_column
+)
+
+
+def keys_of(source: str) -> tuple[str, ...]:
+    """The keys the collector ``source`` writes, in order."""
+    return tuple(name for name, key in TABLE.items() if key.source == source)
+
 
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"
@@ -114,8 +169,6 @@ MAX_ERROR_LENGTH = 500
 MAX_NAME_LENGTH = 128
 #: Longest any other value can truly be (a list of several GPU models included).
 MAX_FACT_LENGTH = 1024
-#: Keys whose value names one thing (a CPU model, an OS, a container kind ...).
-NAME_KEYS: frozenset[str] = frozenset({CPU, OS, CONTAINER, CLOUD, INSTANCE_TYPE, HOST, SLURM_JOB_ID})
 #: Compiled on first use (by ``re``'s own cache): most values are printable and never need it.
 _CONTROL = "[\x00-\x1f\x7f-\x9f]"
 
@@ -157,7 +210,7 @@ def implausible(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
 
 
 def _has_control_characters(value: str) -> bool:
-    import re  # only for a value that is not all printable: most never need it
+    import re
 
     return re.search(_CONTROL, value) is not None
 
@@ -174,30 +227,30 @@ def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
     return value[: limit - 1] + "\u2026"
 
 
-_known_patterns: dict[str, bool] = {}
-
-
 def matches_any_known(pattern: str) -> bool:
-    """Whether ``pattern`` (a key or ``fnmatch`` pattern) names at least one known key."""
-    known = _known_patterns.get(pattern)
-    if known is None:
-        from fnmatch import fnmatchcase  # only settings with patterns need it
+    """Whether ``pattern`` (a key or ``fnmatch`` pattern) names at least one known key.
 
-        known = any(fnmatchcase(key, pattern) for key in ALL_KEYS)
-        if len(_known_patterns) < 256:
-            _known_patterns[pattern] = known
-    return known
+    Not memoised: settings are parsed once per distinct value of their variable.
+    """
+    from fnmatch import fnmatchcase
+
+    return any(fnmatchcase(key, pattern) for key in ALL_KEYS)
 
 
 def selected(key: str, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
     """Whether ``key`` is written under the given include and exclude patterns."""
     if not include and not exclude:
         return key not in OPT_IN_KEYS
-    from fnmatch import fnmatchcase  # only settings with patterns need it
+    from fnmatch import fnmatchcase
 
     if key in OPT_IN_KEYS and not any(fnmatchcase(key, p) for p in include):
         return False
     return not any(fnmatchcase(key, p) for p in exclude)
+
+
+def is_system_key(key: str) -> bool:
+    """Whether ``key`` is one of this package's (``sys.*``, ``sysmetrics.*``)."""
+    return key.startswith(("sys.", "sysmetrics."))
 
 
 _NODE_KEY = r"^(sys|sysmetrics)\.node(\d+)\.(.+)$"
@@ -217,7 +270,34 @@ def node_key(key: str, node: int) -> str:
 
 def split_node_key(key: str) -> tuple[int, str] | None:
     """``(k, "gpu")`` for ``sys.node<k>.gpu``; ``None`` for a key no node ``k >= 1`` wrote."""
-    import re  # for the CLI and multi-node reads, not for collecting
+    import re
 
     match = re.match(_NODE_KEY, key)
     return (int(match.group(2)), match.group(3)) if match else None
+
+
+def plain_key(key: str) -> str:
+    """The key that node ``k``'s ``key`` stands for: ``sys.node1.gpu`` -> ``sys.gpu``."""
+    split = split_node_key(key)
+    return key if split is None else f"{key.split('.', 1)[0]}.{split[1]}"
+
+
+_RANK = {name: index for index, name in enumerate(TABLE)}
+
+
+def _sort_key(key: str) -> tuple[float, int, str]:
+    split = split_node_key(key)
+    node = 0 if split is None else split[0]
+    rank = _RANK.get(plain_key(key))
+    return (float("inf"), 0, key) if rank is None else (node, rank, key)
+
+
+def order(keys: Iterable[str]) -> list[str]:
+    """Keys in the table's order; node ``k``'s keys after node 0's, unknown ones last by name."""
+    return sorted(keys, key=_sort_key)
+
+
+def group_of(key: str) -> str:
+    """The heading ``key`` (or node ``k``'s copy of it) is shown under; ``Other`` if unknown."""
+    found = TABLE.get(plain_key(key))
+    return found.group if found is not None else "Other"

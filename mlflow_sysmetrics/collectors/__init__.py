@@ -1,13 +1,13 @@
 """The collectors, one per concern, chosen once for this platform.
 
-Adding a fact means adding one collector function and one row here (and its key in
-:mod:`mlflow_sysmetrics.tags`).
+Adding a fact means a collector function (or a line in one) and its key's row in
+:data:`mlflow_sysmetrics.tags.TABLE`, whose ``source`` names the collector; a new concern is
+one more row here.
 """
 
 from __future__ import annotations
 
 from .. import _platform
-from .. import tags as T
 from .._context import Collector
 from .._files import Root, once_per_root
 from . import (
@@ -24,78 +24,54 @@ from . import (
     system,
 )
 
-CPU_KEYS = (T.CPU, T.CPU_CORES, T.CPU_PHYSICAL_CORES, T.CPU_AVAILABLE)
-MEMORY_KEYS = (T.MEMORY_GB, T.MEMORY_LIMIT_GB)
-GPU_KEYS = (
-    T.GPU,
-    T.GPU_COUNT,
-    T.GPU_MEMORY_GB,
-    T.GPU_DRIVER,
-    T.CUDA_DRIVER,
-    T.GPU_COMPUTE_CAPABILITY,
-    T.GPU_MIG,
-    T.GPU_POWER_LIMIT_W,
-    T.GPU_LINK,
-)
-FRAMEWORK_KEYS = (T.FRAMEWORKS, T.CUDA_RUNTIME, T.CUDNN, T.NCCL)
-DIST_KEYS = (
-    T.DIST_RANK,
-    T.DIST_LOCAL_RANK,
-    T.DIST_WORLD_SIZE,
-    T.DIST_NODE_RANK,
-    T.DIST_NODES,
-    T.SLURM_JOB_ID,
-)
-
 
 def for_platform(name: str) -> tuple[Collector, ...]:
     """The collectors for platform ``name`` (``linux``, ``macos``, ``windows``, ``other``)."""
-    disk_ = Collector("disk", disk.collect, (T.DISK_FREE_GB, T.DISK_TOTAL_GB), inline=True)
-    software_ = Collector("software", software.collect, (T.PYTHON, T.MLFLOW))
+    disk_ = Collector("disk", disk.collect, inline=True)
+    software_ = Collector("software", software.collect)
     gpu = Collector(
         "gpu",
         accelerators.collect,
-        GPU_KEYS,
         env=accelerators.VISIBILITY_ENV,
         blocking=accelerators.has_sources if name == "linux" else True,
     )
-    dist = Collector("dist", distributed.collect, DIST_KEYS, inline=True)
-    host = Collector("host", system.collect_host, (T.HOST,))
-    frameworks = Collector("frameworks", software.collect_frameworks, FRAMEWORK_KEYS, inline=True)
+    dist = Collector("dist", distributed.collect, inline=True)
+    host = Collector("host", system.collect_host)
+    frameworks = Collector("frameworks", software.collect_frameworks, inline=True)
     common_tail = (disk_, software_, frameworks, gpu, dist, host)
     if name == "linux":
         return (
-            Collector("cpu", cpu.collect_linux, CPU_KEYS),
-            Collector("memory", memory.collect_linux, MEMORY_KEYS),
-            Collector("os", system.collect_linux, (T.PLATFORM, T.OS)),
+            Collector("cpu", cpu.collect_linux),
+            Collector("memory", memory.collect_linux),
+            Collector("os", system.collect_linux),
             *common_tail,
-            Collector("container", container.collect, (T.CONTAINER,), env=container.ENV),
-            Collector("cloud", cloud.collect_linux, (T.CLOUD, T.INSTANCE_TYPE)),
-            Collector("network", network.collect_linux, (T.NETWORK,)),
+            Collector("container", container.collect, env=container.ENV),
+            Collector("cloud", cloud.collect_linux),
+            Collector("network", network.collect_linux),
         )
     if name == "macos":
-        from . import apple
+        from . import macos
 
         return (
-            Collector("cpu", apple.collect_cpu, CPU_KEYS, blocking=True),  # sysctl, a tool
-            Collector("memory", memory.collect_psutil, MEMORY_KEYS),
-            Collector("os", system.collect_macos, (T.PLATFORM, T.OS)),
+            Collector("cpu", macos.collect_cpu, blocking=True),  # sysctl, a tool
+            Collector("memory", memory.collect_psutil),
+            Collector("os", system.collect_macos),
             *common_tail,
         )
     if name == "windows":
         from . import windows
 
         return (
-            Collector("cpu", windows.collect_cpu, CPU_KEYS),
-            Collector("memory", memory.collect_psutil, MEMORY_KEYS),
-            Collector("os", system.collect_windows, (T.PLATFORM, T.OS)),
+            Collector("cpu", windows.collect_cpu),
+            Collector("memory", memory.collect_psutil),
+            Collector("os", system.collect_windows),
             *common_tail,
-            Collector("cloud", cloud.collect_windows, (T.CLOUD, T.INSTANCE_TYPE)),
+            Collector("cloud", cloud.collect_windows),
         )
     return (
-        Collector("cpu", cpu.collect_counts, CPU_KEYS),
-        Collector("memory", memory.collect_psutil, MEMORY_KEYS),
-        Collector("os", system.collect_other, (T.PLATFORM, T.OS)),
+        Collector("cpu", cpu.collect_counts),
+        Collector("memory", memory.collect_psutil),
+        Collector("os", system.collect_other),
         disk_,
         software_,
         frameworks,

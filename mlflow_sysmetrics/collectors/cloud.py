@@ -29,7 +29,8 @@ AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 #: Asset tags that mark a cloud rather than one machine; any other is an owner's inventory
 #: number, an identifier that stays out of the snapshot (as the host name does, unless asked).
 CLOUD_ASSET_TAGS = frozenset({AZURE_ASSET_TAG, "OracleCloud.com", "Amazon EC2"})
-_AWS_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"  # compiled (and cached by re) where used
+#: re is imported (and compiles this) only on AWS, where an instance type is read.
+_AWS_TYPE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 
 
 def classify(dmi: Mapping[str, str]) -> dict[str, str]:
@@ -41,7 +42,7 @@ def classify(dmi: Mapping[str, str]) -> dict[str, str]:
     asset = dmi.get("chassis_asset_tag", "")
     if "Amazon EC2" in (vendor, bios_vendor, dmi.get("board_vendor", "")):
         found = {T.CLOUD: "aws"}
-        import re  # AWS only
+        import re
 
         if re.match(_AWS_TYPE, product):
             found[T.INSTANCE_TYPE] = product

@@ -14,6 +14,9 @@ from .._context import Context
 from .._files import Root
 from . import _cgroup
 
+# re (s390x's machine line only) and psutil (the live machine's fallback, macOS, Windows)
+# are imported by the functions that need them: a Linux collection reads files alone.
+
 # Implementer and part numbers as the kernel prints them, named as util-linux's lscpu names
 # them (sys-utils/lscpu-arm.c: its hw_implementer table and the parts tables under it).
 ARM_IMPLEMENTERS: dict[int, str] = {
@@ -166,7 +169,7 @@ def _block_model(block: dict[str, str]) -> str | None:
     return None
 
 
-_S390_MACHINE = r"machine\s*=\s*([0-9A-Fa-f]+)"  # compiled (and cached by re) where used
+_S390_MACHINE = r"machine\s*=\s*([0-9A-Fa-f]+)"
 
 
 def _s390_model(blocks: list[dict[str, str]]) -> str | None:
@@ -174,7 +177,7 @@ def _s390_model(blocks: list[dict[str, str]]) -> str | None:
     vendor = next((b["vendor_id"] for b in blocks if b.get("vendor_id", "").startswith("IBM/S390")), None)
     if vendor is None:
         return None
-    import re  # s390x only
+    import re
 
     for block in blocks:
         for key, value in block.items():

@@ -17,8 +17,9 @@ from .._context import Context
 from .._files import Root
 from . import _mountinfo
 
-_is_local: dict[str, bool] = {}
-_state.register(reset=_is_local.clear)
+# shutil is imported on Windows only (os.statvfs answers elsewhere).
+
+_is_local: dict[str, bool] = _state.memo()
 
 
 def is_local(path: str) -> bool:
@@ -49,7 +50,7 @@ def space(path: str) -> tuple[int, int]:
     if hasattr(os, "statvfs"):
         st = os.statvfs(path)
         return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-    import shutil  # Windows
+    import shutil
 
     usage = shutil.disk_usage(path)
     return usage.free, usage.total

@@ -20,8 +20,8 @@ One launcher speaks for the process, and every fact comes from it, never one fro
 ``SLURM_JOB_ID`` is tagged whenever it is set. A value that is not a whole number
 (``RANK=abc``) is ignored, with a debug log line.
 
-A job often logs into one run that all its processes share: :func:`shared_run_tags` says
-which process writes which keys there (one per node; see :func:`writing_node`).
+A job often logs into one run that all its processes share: :mod:`.._shared_run` says which
+process writes which keys there.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import os
 from .. import _env, _log
 from .. import tags as T
 from .._context import Context
-from .._value import Value
+from .._value import Record
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -81,29 +81,15 @@ LAUNCHERS = (
 )
 
 
-class DistInfo(Value):
-    """Where this process stands in a launched job; ``None`` where its launcher did not say.
+class DistInfo(Record):
+    """Where this process stands in a launched job; ``None`` where its launcher did not say."""
 
-    A value: equal when every field is.
-    """
-
-    __slots__ = ("local_rank", "node_rank", "nodes", "rank", "slurm_job_id", "world_size")
-
-    def __init__(
-        self,
-        rank: int | None = None,
-        local_rank: int | None = None,
-        world_size: int | None = None,
-        node_rank: int | None = None,
-        nodes: int | None = None,
-        slurm_job_id: str | None = None,
-    ) -> None:
-        self.rank = rank
-        self.local_rank = local_rank
-        self.world_size = world_size
-        self.node_rank = node_rank
-        self.nodes = nodes
-        self.slurm_job_id = slurm_job_id
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = None
+    nodes: int | None = None
+    slurm_job_id: str | None = None
 
 
 def _number(env: Mapping[str, str], name: str | None, minimum: int) -> int | None:
@@ -191,47 +177,3 @@ def collect(ctx: Context) -> dict[str, str]:
     if info.slurm_job_id:
         found[T.SLURM_JOB_ID] = info.slurm_job_id
     return found
-
-
-def is_shared(info: DistInfo) -> bool:
-    """Whether the process belongs to a job of several processes (which may share one run)."""
-    return info.world_size is not None and info.world_size > 1
-
-
-def writing_node(info: DistInfo) -> int | None:
-    """The node whose keys this process writes on a run its job shares, or ``None``.
-
-    One process per node writes: local rank 0 of a node whose index the launcher gave.
-    Where the node index cannot be known (Open MPI, MPICH), only global rank 0 writes, as
-    node 0: two nodes must never write the same keys.
-    """
-    if info.node_rank is not None and info.local_rank is not None:
-        return info.node_rank if info.local_rank == 0 else None
-    return 0 if info.rank == 0 else None
-
-
-def shared_run_tags(tags: Mapping[str, str], info: DistInfo) -> dict[str, str] | None:
-    """The keys this process writes on a run all the job's processes share; ``None``: none.
-
-    Node 0 writes the plain keys, node ``k`` the same facts as ``sys.node<k>.<name>``.
-    Per-process facts (rank, local rank, node rank) say nothing about a shared run and are
-    left out; the job's size is written by node 0 only.
-    """
-    node = writing_node(info)
-    if node is None:
-        return None
-    per_process = {T.DIST_RANK, T.DIST_LOCAL_RANK, T.DIST_NODE_RANK}
-    job_wide = {T.DIST_WORLD_SIZE, T.DIST_NODES, T.SLURM_JOB_ID}
-    return {
-        T.node_key(key, node): value
-        for key, value in tags.items()
-        if key not in per_process and not (node and key in job_wide)
-    }
-
-
-def node_view(tags: Mapping[str, str], info: DistInfo) -> dict[str, str]:
-    """What this process's node writes on a shared run (for a process that writes nothing itself)."""
-    if info.node_rank is not None and info.local_rank is not None:
-        first_on_node = DistInfo(info.rank, 0, info.world_size, info.node_rank, info.nodes, info.slurm_job_id)
-        return shared_run_tags(tags, first_on_node) or {}
-    return {}  # a node nobody can name: nothing of it is written

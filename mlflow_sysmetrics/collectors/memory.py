@@ -6,6 +6,8 @@ from .. import tags as T
 from .._context import Context
 from . import _cgroup
 
+# psutil is imported where /proc/meminfo cannot answer (macOS, Windows), not on Linux.
+
 
 def meminfo_total(text: str) -> int | None:
     """``MemTotal`` of ``/proc/meminfo`` in bytes."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 from .. import _state
 from .. import tags as T
@@ -19,6 +18,10 @@ from .._files import Root
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
     from typing import Any
+
+# importlib.machinery (what find_spec would ask, without importlib.util) and importlib.metadata
+# (slow to import: csv, email, zipfile) are imported where used: metadata only when a
+# framework is imported or MLflow's folder names no version.
 
 #: The frameworks looked for, in the order they are listed (by import name).
 FRAMEWORKS = (
@@ -47,15 +50,14 @@ def mlflow_version() -> str | None:
     version read from the name of the ``.dist-info`` folder next to it, which the packaging
     specification ("Recording installed projects") names ``{name}-{version}.dist-info``;
     only where there is none (an egg or a source checkout) is ``importlib.metadata`` asked,
-    which is slow to import (``csv``, ``email``, ``zipfile``): ``python
-    benchmarks/cold_imports.py`` measured 33.1 ms for it in a fresh process against 1.1 ms
-    this way (Python 3.11, the development machine).
+    which is slow to import (``csv``, ``email``, ``zipfile``; ``python
+    benchmarks/cold_imports.py`` compares the two ways).
     """
     module = sys.modules.get("mlflow")
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
         return version
-    from importlib.machinery import PathFinder  # what find_spec would ask, without importlib.util
+    from importlib.machinery import PathFinder
 
     spec = PathFinder.find_spec("mlflow")
     if spec is None or not spec.origin:
@@ -122,17 +124,9 @@ def _cuda_text(version: Any) -> str | None:
     return version if isinstance(version, str) and version else None
 
 
-_wheel_lock = threading.Lock()
-_wheel_versions: dict[str, str | None] = {}
-_requirements: dict[str, frozenset[str]] = {}
-
-
-def _forget_wheels() -> None:
-    _wheel_versions.clear()
-    _requirements.clear()
-
-
-_state.register(reset=_forget_wheels)
+_wheel_lock = _state.lock()
+_wheel_versions: dict[str, str | None] = _state.memo()
+_requirements: dict[str, frozenset[str]] = _state.memo()
 
 
 def wheel_version(distribution: str) -> str | None:
@@ -248,8 +242,7 @@ def tensorflow_cudnn(build_info: dict[str, Any], cuda_major: str) -> str | None:
 _TF_BUILD_INFO = "tensorflow.python.platform.build_info"
 _LOOKED_FOR = (*FRAMEWORKS, _TF_BUILD_INFO)
 #: Answers by root and the set of those modules imported: a module's version does not change.
-_by_imported: dict[tuple[str, ...], dict[str, str]] = {}
-_state.register(reset=_by_imported.clear)
+_by_imported: dict[tuple[str, ...], dict[str, str]] = _state.memo()
 
 
 def collect_frameworks(ctx: Context) -> dict[str, str]:

@@ -7,6 +7,9 @@ import os
 from .. import tags as T
 from .._context import Context
 
+# platform and socket are imported where used: Linux builds its platform string without
+# platform (see linux_platform), and only a process that asked for sys.host needs socket.
+
 
 def parse_os_release(text: str) -> dict[str, str]:
     """``KEY=value`` pairs of an os-release file, quotes and backslash escapes undone."""
@@ -79,7 +82,7 @@ def linux_platform() -> str:
         libc = ""
     name, _, version = libc.partition(" ")
     if not version:
-        import platform  # musl: Python looks in its own executable
+        import platform
 
         name, version = platform.libc_ver()
     return platform_string(uname.sysname, uname.release, uname.machine, name + version)
@@ -152,7 +155,7 @@ def collect_other(ctx: Context) -> dict[str, str]:
 
 def collect_host(ctx: Context) -> dict[str, str]:
     """``sys.host``: the host name, written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks."""
-    import socket  # opt-in, so only a process that asked pays for it
+    import socket
 
     name = socket.gethostname()
     return {T.HOST: name} if name else {}

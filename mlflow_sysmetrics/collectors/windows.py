@@ -1,28 +1,21 @@
-"""Windows: CPU model, display adapters and firmware facts from the registry, no subprocess.
+"""Windows: the CPU model and firmware facts from the registry, no subprocess.
 
 The registry is read through :class:`Registry`, whose real form wraps :mod:`winreg`; tests
-replay recorded registry values through the same interface. PowerShell's CIM query is the
-fallback for adapters when the registry cannot be read, under the deadline.
+replay recorded registry values through the same interface. The display adapters are read
+from it too, by :mod:`.accelerators.windows`.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import re
 from typing import Any, Protocol
 
 from .. import tags as T
 from .._context import Context
 from . import cpu
-from .gpu import Device, Inventory
 
 CPU_KEY = r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
 BIOS_KEY = r"HARDWARE\DESCRIPTION\System\BIOS"
-#: The device class of display adapters.
-DISPLAY_CLASS_KEY = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
-
-_VENDORS = {"10de": "nvidia", "1002": "amd", "8086": "intel", "1414": "microsoft", "5143": "qualcomm"}
 
 
 class Registry(Protocol):
@@ -84,67 +77,6 @@ def cpu_model(registry: Registry) -> str | None:
     return " ".join(name.split()) if isinstance(name, str) and name.strip() else None
 
 
-def nvidia_driver_from_windows(version: str) -> str | None:
-    """NVIDIA's own driver number from the Windows one: ``31.0.15.5222`` -> ``552.22``."""
-    digits = "".join(version.split(".")[-2:])
-    if len(digits) < 5 or not (digits.isascii() and digits.isdigit()):
-        return None
-    tail = digits[-5:]
-    return f"{int(tail[:3])}.{tail[3:]}"
-
-
-def _memory(values: dict[str, Any]) -> int | None:
-    qword = values.get("HardwareInformation.qwMemorySize")
-    if isinstance(qword, int) and qword > 0:
-        return qword
-    dword = values.get("HardwareInformation.MemorySize")
-    if isinstance(dword, bytes) and dword:
-        dword = int.from_bytes(dword[:8], "little")
-    if isinstance(dword, int) and dword > 0:
-        return dword
-    return None
-
-
-def adapters(registry: Registry) -> tuple[list[Device], dict[str, str]]:
-    """Physical display adapters (PCI only) and each vendor's driver version."""
-    devices: list[Device] = []
-    drivers: dict[str, str] = {}
-    for sub in registry.subkeys(DISPLAY_CLASS_KEY):
-        if not (sub.isascii() and sub.isdigit()):  # "Properties", "Configuration"
-            continue
-        values = registry.values(f"{DISPLAY_CLASS_KEY}\\{sub}")
-        name = values.get("DriverDesc")
-        device_id = str(values.get("MatchingDeviceId", "")).lower()
-        if not isinstance(name, str) or not device_id.startswith("pci\\"):
-            continue  # the basic display driver, remote and indirect displays
-        match = re.search(r"ven_([0-9a-f]{4})", device_id)
-        vendor = _VENDORS.get(match.group(1), "other") if match else "other"
-        driver = str(values.get("DriverVersion", "")) or None
-        if vendor == "nvidia" and driver:
-            driver = nvidia_driver_from_windows(driver) or driver
-        if driver:
-            drivers.setdefault(vendor, driver)
-        devices.append(Device(vendor, len(devices), " ".join(name.split()), memory_bytes=_memory(values)))
-    return devices, drivers
-
-
-def parse_cim(text: str) -> list[Device]:
-    """``Get-CimInstance Win32_VideoController | ConvertTo-Json`` (an object or a list)."""
-    data = json.loads(text) if text.strip() else []
-    items = data if isinstance(data, list) else [data]
-    devices: list[Device] = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
-            continue
-        pnp = str(item.get("PNPDeviceID", "")).lower()
-        if not pnp.startswith("pci\\"):
-            continue
-        match = re.search(r"ven_([0-9a-f]{4})", pnp)
-        vendor = _VENDORS.get(match.group(1), "other") if match else "other"
-        devices.append(Device(vendor, len(devices), item["Name"].strip()))
-    return devices
-
-
 def dmi(registry: Registry) -> dict[str, str]:
     """Firmware strings under their Linux DMI names (``sys_vendor``, ``product_name``, ...)."""
     values = registry.values(BIOS_KEY)
@@ -166,25 +98,3 @@ def collect_cpu(ctx: Context, registry: Registry | None = None) -> dict[str, str
     if model:
         found[T.CPU] = model
     return found
-
-
-def inventory(ctx: Context, registry: Registry | None = None) -> Inventory | None:
-    """Display adapters from the registry, else from PowerShell's CIM query."""
-    devices, drivers = adapters(registry or WinRegistry())
-    if devices:
-        driver = ", ".join(dict.fromkeys(drivers.values())) or None
-        return Inventory("windows", "registry", tuple(devices), driver)
-    try:
-        text = ctx.run(
-            [
-                "powershell",
-                "-NoProfile",
-                "-NonInteractive",
-                "-Command",
-                "Get-CimInstance Win32_VideoController | "
-                "Select-Object Name,PNPDeviceID,DriverVersion | ConvertTo-Json",
-            ]
-        )
-    except FileNotFoundError:
-        return None
-    return Inventory("windows", "powershell", tuple(parse_cim(text)))

@@ -126,7 +126,8 @@ def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch
     from mlflow.entities import RunTag
 
     from mlflow_sysmetrics import collect
-    from mlflow_sysmetrics.collectors.distributed import DistInfo, shared_run_tags
+    from mlflow_sysmetrics._shared_run import shared_run_tags
+    from mlflow_sysmetrics.collectors.distributed import DistInfo
 
     client = mlflow.MlflowClient()
     run_id = _new_run()

@@ -7,14 +7,12 @@ H100 machine.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import FakeCommands, fixture_root, nvidia_smi_stand_in, without_free_space
-from tests.integration.conftest import REPO, Server
+from tests.fresh import fresh_python
+from tests.integration.conftest import Server
 
 #: What a fresh interpreter prints, as JSON, about our threads and modules.
 REPORT = """
@@ -31,23 +29,12 @@ def join_prefetch():
 
 
 def _python(code: str, *flags: str, **env: str) -> dict[str, object]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_RUN_CONTEXT_PROVIDER", "PYTHONDONTWRITEBYTECODE")
-    }
-    environ.update(env)
-    out = subprocess.run(
-        [sys.executable, *flags, "-c", REPORT + code],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=REPO,
-        timeout=120,
+    """``code`` after :data:`REPORT` in a fresh interpreter (bytecode written, as a user's is)."""
+    ran = fresh_python(
+        REPORT + code, *flags, env=env, scrub=("MLFLOW_RUN_CONTEXT_PROVIDER", "PYTHONDONTWRITEBYTECODE")
     )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["stderr"] = out.stderr
+    result: dict[str, object] = ran.value
+    result["stderr"] = ran.stderr
     return result
 
 

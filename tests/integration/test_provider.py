@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
-from tests.integration.conftest import REPO, Proxy, Server
+from tests.fresh import fresh_python
+from tests.integration.conftest import Proxy, Server
 
 RUN_AND_READ = """
 import json, mlflow
@@ -19,18 +17,11 @@ print(json.dumps({k: v for k, v in tags.items() if k.startswith(("sys.", "sysmet
 
 
 def _python(code: str, server: Server, *flags: str, **env: str) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_CONTEXT_PROVIDER"}
-    environ.update(MLFLOW_TRACKING_URI=server.url, **env)
-    out = subprocess.run(
-        [sys.executable, *flags, "-c", code],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=REPO,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """``code`` in a fresh interpreter that tracks to ``server``."""
+    tags: dict[str, str] = fresh_python(
+        code, *flags, env={"MLFLOW_TRACKING_URI": server.url, **env}, scrub=("MLFLOW_RUN_CONTEXT_PROVIDER",)
+    ).value
+    return tags
 
 
 def test_switched_on_every_run_is_tagged(mlflow_server: Server) -> None:

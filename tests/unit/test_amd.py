@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_sysmetrics import collect, snapshot
-from mlflow_sysmetrics.collectors import amd
+from mlflow_sysmetrics.collectors.accelerators import amd
 from tests.conftest import FakeCommands, Replay, fixture_root
 
 

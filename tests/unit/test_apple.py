@@ -11,8 +11,9 @@ from pathlib import Path
 
 from mlflow_sysmetrics._context import Context
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors import apple, for_platform
-from mlflow_sysmetrics.collectors.gpu import gpu_tags
+from mlflow_sysmetrics.collectors import for_platform, macos
+from mlflow_sysmetrics.collectors.accelerators import apple as apple_gpus
+from mlflow_sysmetrics.collectors.accelerators.device import gpu_tags
 from tests.conftest import FakeCommands
 
 M2_MAX_SYSCTL = "machdep.cpu.brand_string: Apple M2 Max\nhw.memsize: 34359738368\n"
@@ -34,7 +35,7 @@ def _context() -> Context:
 def _record(tmp_path: Path, fake_commands: FakeCommands, sysctl: str, profiler: str | None = None) -> None:
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    (recordings / f"sysctl{''.join(apple.SYSCTL_NAMES)}.txt").write_text(sysctl)
+    (recordings / f"sysctl{''.join(macos.SYSCTL_NAMES)}.txt").write_text(sysctl)
     if profiler is not None:
         (recordings / "system_profilerSPDisplaysDataType-json.txt").write_text(profiler)
     fake_commands(recordings=recordings)
@@ -44,8 +45,8 @@ def test_apple_silicon_chip_is_cpu_and_gpu(tmp_path: Path, fake_commands: FakeCo
     """One sysctl call names the chip for both, with unified memory as the GPU's."""
     _record(tmp_path, fake_commands, M2_MAX_SYSCTL)
     ctx = _context()
-    cpu = apple.collect_cpu(ctx)
-    inventory = apple.inventory(ctx)
+    cpu = macos.collect_cpu(ctx)
+    inventory = apple_gpus.inventory(ctx)
     assert cpu["sys.cpu"] == "Apple M2 Max"
     assert inventory is not None
     tags = gpu_tags(inventory.devices, [inventory])
@@ -61,12 +62,12 @@ def test_intel_mac_asks_system_profiler(tmp_path: Path, fake_commands: FakeComma
     """Only an Intel Mac falls back to system_profiler, whose JSON lists the GPUs."""
     _record(tmp_path, fake_commands, INTEL_SYSCTL, INTEL_PROFILER)
     ctx = _context()
-    inventory = apple.inventory(ctx)
+    inventory = apple_gpus.inventory(ctx)
     assert inventory is not None
     tags = gpu_tags(inventory.devices, [inventory])
     assert tags["sys.gpu"] == "1x Intel UHD Graphics 630, 1x AMD Radeon Pro 5500M"
     assert tags["sys.gpu_memory_gb"] == "1.61, 4.29"
-    assert apple.collect_cpu(ctx)["sys.cpu"] == "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz"
+    assert macos.collect_cpu(ctx)["sys.cpu"] == "Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz"
 
 
 def test_sysctl_runs_once_per_process(tmp_path: Path, fake_commands: FakeCommands) -> None:
@@ -74,8 +75,8 @@ def test_sysctl_runs_once_per_process(tmp_path: Path, fake_commands: FakeCommand
     counter = tmp_path / "calls"
     fake_commands(scripts={"sysctl": f"echo x >> {counter}\nprintf '{M2_MAX_SYSCTL}'"})
     ctx = _context()
-    apple.collect_cpu(ctx)
-    apple.inventory(ctx)
+    macos.collect_cpu(ctx)
+    apple_gpus.inventory(ctx)
     assert counter.read_text().count("x") == 1
 
 

@@ -235,7 +235,7 @@ def test_dist_tags_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_shared_run_without_node_index_has_one_writer() -> None:
     """Open MPI: nodes cannot be named, so only rank 0 writes (as node 0); no two writers share a key."""
-    from mlflow_sysmetrics.collectors.distributed import shared_run_tags
+    from mlflow_sysmetrics._shared_run import shared_run_tags
 
     tags = {"sys.cpu": "X", "sys.dist.world_size": "4"}
     writers = [
@@ -247,7 +247,7 @@ def test_shared_run_without_node_index_has_one_writer() -> None:
 
 def test_shared_run_keys_per_node() -> None:
     """On a run shared by a job: node 0 writes plain keys, node k sys.node<k>.*, others nothing."""
-    from mlflow_sysmetrics.collectors.distributed import shared_run_tags
+    from mlflow_sysmetrics._shared_run import shared_run_tags
     from mlflow_sysmetrics.tags import node_key
 
     tags = {"sys.cpu": "X", "sys.dist.rank": "5", "sys.dist.world_size": "8", "sysmetrics.error": "gpu: boom"}

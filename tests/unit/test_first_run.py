@@ -9,16 +9,15 @@ against those modules themselves.
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from mlflow_sysmetrics.collectors import disk, software, system
+from mlflow_sysmetrics.collectors.accelerators import VENDORS
+from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,19 +39,15 @@ NOT_NEEDED = (
     "importlib.util",
     "importlib.metadata",
 )
-#: Our modules for hardware or systems this machine does not have.
-VENDOR_MODULES = ("nvidia", "_nvml", "amd", "apple", "windows", "gpu", "visibility")
+#: What of the accelerators a machine without one imports: the contract and the PCI bus scan
+#: (every vendor's module, the device record, NVML's binding are left unimported).
+ACCELERATORS = "mlflow_sysmetrics.collectors.accelerators"
+NO_GPU_NEEDS = {ACCELERATORS, f"{ACCELERATORS}.pci"}
 
 
 def _bare(code: str, **env: str) -> object:
     """Run ``code`` in ``python -S`` with only the repository on the path; its last line is JSON."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHON"))}
-    environ.update(PYTHONPATH=str(REPO), **env)
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=environ, timeout=60
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return fresh_python(code, "-S", env=env, scrub=("MLFLOW_", "PYTHON"), timeout=60).value
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")
@@ -71,7 +66,8 @@ def test_collect_imports_only_what_this_machine_needs() -> None:
     if tags["sys.gpu"] != "None":
         pytest.skip("a GPU is here: its vendor modules and ctypes are needed")
     assert sorted(set(NOT_NEEDED) & set(new)) == []
-    assert [m for m in new if m.rsplit(".", 1)[-1] in VENDOR_MODULES] == []
+    assert {m for m in new if m.startswith(ACCELERATORS)} == NO_GPU_NEEDS
+    assert {f"{ACCELERATORS}.{vendor.name}" for vendor in VENDORS} & set(new) == set()
     assert sorted(set(software.FRAMEWORKS) & set(new)) == []
 
 

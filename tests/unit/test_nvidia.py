@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +10,9 @@ from typing import Any
 import pytest
 
 from mlflow_sysmetrics import collect, snapshot
-from mlflow_sysmetrics.collectors import nvidia
+from mlflow_sysmetrics.collectors.accelerators import nvidia
 from tests.conftest import FIXTURES, FakeCommands, Replay, fixture_root
+from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 NVML_SPECS = FIXTURES / "nvml"
@@ -296,12 +294,8 @@ def test_nvidia_smi_hang_costs_one_deadline(
 def _run_with_nvml(fake_nvml: Path, spec: str, tmp_path: Path, code: str, **env: str) -> Any:
     spec_file = tmp_path / "spec.txt"
     spec_file.write_text(spec)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
-    environ.update(LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec_file), PYTHONPATH=str(REPO), **env)
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60, check=True
-    )
-    return json.loads(result.stdout)
+    env = {"LD_LIBRARY_PATH": str(fake_nvml), "FAKE_NVML_SPEC": str(spec_file), **env}
+    return fresh_python(code, env=env, timeout=60).value
 
 
 H100_SPEC = (NVML_SPECS / "h100.txt").read_text()

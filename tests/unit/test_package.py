@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import mlflow_sysmetrics
+from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,8 +24,8 @@ def test_import_is_light() -> None:
         "print(sorted(m for m in ('mlflow', 'psutil', 'pynvml', 'wrapt', 'ctypes') if m in sys.modules));"
         "print(threading.active_count())"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert out.stdout.split("\n")[:2] == ["[]", "1"]
+    out = fresh_python(code).stdout
+    assert out.split("\n")[:2] == ["[]", "1"]
 
 
 def test_collect_needs_no_mlflow() -> None:
@@ -35,8 +36,7 @@ def test_collect_needs_no_mlflow() -> None:
         "tags = mlflow_sysmetrics.collect()\n"
         "print(json.dumps(tags))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    assert '"sys.cpu"' in out.stdout
+    assert "sys.cpu" in fresh_python(code).value
 
 
 def test_public_surface_is_explicit_and_documented() -> None:

@@ -8,20 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlflow_sysmetrics.collectors import (
-    _cgroup,
-    amd,
-    apple,
-    cloud,
-    cpu,
-    distributed,
-    memory,
-    nvidia,
-    system,
-    visibility,
-    windows,
-)
-from mlflow_sysmetrics.collectors.gpu import gpu_tags
+from mlflow_sysmetrics.collectors import _cgroup, cloud, cpu, distributed, macos, memory, system, windows
+from mlflow_sysmetrics.collectors.accelerators import amd, nvidia, visibility
+from mlflow_sysmetrics.collectors.accelerators import apple as apple_gpus
+from mlflow_sysmetrics.collectors.accelerators import windows as display_adapters
+from mlflow_sysmetrics.collectors.accelerators.device import gpu_tags
 
 # Text shaped like the files: key/value lines, separators, numbers, stray bytes.
 line = st.one_of(
@@ -78,7 +69,7 @@ def test_text_parsers_never_raise(text: str) -> None:
     assert all(isinstance(d.name, str) for d in devices)
     assert _strings(gpu_tags(devices, []))
     nvidia.parse_list(text)
-    assert _strings(apple.parse_sysctl(text))
+    assert _strings(macos.parse_sysctl(text))
     assert _strings(cloud.classify({"sys_vendor": text, "product_name": text}))
     seen = visibility.cuda(devices, text, None)
     assert len(seen.devices) <= len(devices)
@@ -97,7 +88,7 @@ def test_text_parsers_never_raise(text: str) -> None:
 def test_json_parsers_never_raise_beyond_value_error(data: Any) -> None:
     """rocm-smi, system_profiler and PowerShell JSON of any shape: devices or a ValueError."""
     text = json.dumps(data)
-    for parse in (amd.parse_rocm_smi, apple.parse_system_profiler, windows.parse_cim):
+    for parse in (amd.parse_rocm_smi, apple_gpus.parse_system_profiler, display_adapters.parse_cim):
         try:
             result = parse(text)
         except ValueError:
@@ -140,13 +131,13 @@ def test_registry_values_never_raise(values: dict[str, Any], version: str) -> No
             return values
 
         def subkeys(self, path: str) -> list[str]:
-            return ["0000", "Properties"] if path == windows.DISPLAY_CLASS_KEY else []
+            return ["0000", "Properties"] if path == display_adapters.DISPLAY_CLASS_KEY else []
 
-    devices, drivers = windows.adapters(Registry())
+    devices, drivers = display_adapters.adapters(Registry())
     assert _strings(gpu_tags(devices, []))
     assert _strings(drivers)
     model = windows.cpu_model(Registry())
     assert model is None or isinstance(model, str)
-    driver = windows.nvidia_driver_from_windows(version)
+    driver = display_adapters.nvidia_driver_from_windows(version)
     assert driver is None or isinstance(driver, str)
     assert _strings(windows.dmi(Registry()))

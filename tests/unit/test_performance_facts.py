@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlflow_sysmetrics import collect, snapshot
+from mlflow_sysmetrics import _shared_run, collect, snapshot
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors import distributed, network, pci, software
+from mlflow_sysmetrics.collectors import distributed, network, software
+from mlflow_sysmetrics.collectors.accelerators import pci
 from tests.conftest import FIXTURES, Replay
+from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 NVML_SPECS = FIXTURES / "nvml"
 
 
 def _python(code: str, **env: str) -> Any:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [env.pop("PYTHONPATH", ""), str(REPO)]))
-    environ.update(env)
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return fresh_python(code, env=env).value
 
 
 def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
@@ -126,7 +117,7 @@ def test_the_multi_node_scheme_covers_the_new_facts() -> None:
     """Node 1 writes its fabric and link as sys.node1.network and sys.node1.gpu_link."""
     tags = {"sys.network": "8x 400 Gb/sec InfiniBand", "sys.gpu_link": "PCIe Gen5 x16"}
     info = distributed.DistInfo(rank=8, local_rank=0, world_size=16, node_rank=1, nodes=2)
-    assert distributed.shared_run_tags(tags, info) == {
+    assert _shared_run.shared_run_tags(tags, info) == {
         "sys.node1.network": "8x 400 Gb/sec InfiniBand",
         "sys.node1.gpu_link": "PCIe Gen5 x16",
     }

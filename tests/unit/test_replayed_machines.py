@@ -50,63 +50,74 @@ def test_h100_files_alone_give_name_count_and_driver(replay: Replay) -> None:
     assert "sysmetrics.error" not in tags
 
 
-def test_cgroup_v2_namespaced_limits(replay: Replay) -> None:
-    """A container with its own cgroup namespace (0::/): cpu.max 1.5 cores, memory.max 4 GiB."""
-    replay("cgroup-v2-namespaced")
+@pytest.mark.parametrize(
+    ("machine", "expected", "absent"),
+    [
+        pytest.param(
+            "cgroup-v2-namespaced",
+            {
+                "sys.cpu": "Intel(R) Xeon(R) Platinum 8480+",
+                "sys.cpu_cores": "8",
+                "sys.cpu_available": "1.5",  # cpu.max 150000 100000
+                "sys.memory_limit_gb": "4.29",  # memory.max 4 GiB
+                "sys.container": "podman",
+            },
+            (),
+            id="container with its own cgroup namespace (0::/)",
+        ),
+        pytest.param(
+            "cgroup-v2-nested",
+            {
+                "sys.cpu_cores": "32",
+                "sys.cpu_physical_cores": "16",
+                "sys.cpu_available": "2.5",  # the pod slice's limits bind its container scope
+                "sys.memory_limit_gb": "8.59",
+                "sys.container": "kubernetes",
+            },
+            (),
+            id="Kubernetes pod without a cgroup namespace",
+        ),
+        pytest.param(
+            "cgroup-v1",
+            {
+                "sys.cpu": "Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz",  # model name trimmed
+                "sys.cpu_available": "0.5",  # CFS quota of half a core
+                "sys.memory_limit_gb": "2.15",
+                "sys.os": "Debian GNU/Linux 11 (bullseye)",
+                "sys.container": "docker",
+            },
+            (),
+            id="Docker on cgroup v1",
+        ),
+        pytest.param(
+            "aws-graviton2",
+            {
+                "sys.cpu": "ARM Neoverse-N1",  # implementer and part, named as lscpu names them
+                "sys.cpu_cores": "4",
+                "sys.cpu_physical_cores": "4",
+                "sys.os": "Amazon Linux 2023",  # NAME + VERSION stand in for PRETTY_NAME
+                "sys.cloud": "aws",
+                "sys.instance_type": "c6g.xlarge",
+                "sys.gpu": "None",
+                "sys.gpu_count": "0",
+            },
+            ("sys.container",),
+            id="Graviton2 on AWS",
+        ),
+        pytest.param("gcp-vm", {"sys.cloud": "gcp"}, ("sys.instance_type",), id="GCP names no machine size"),
+        pytest.param(
+            "azure-vm", {"sys.cloud": "azure"}, ("sys.instance_type",), id="Azure names no machine size"
+        ),
+    ],
+)
+def test_replayed_machine(
+    replay: Replay, machine: str, expected: dict[str, str], absent: tuple[str, ...]
+) -> None:
+    """Each replayed machine's facts, as its README derives them from its sources."""
+    replay(machine)
     tags = collect()
-    assert tags["sys.cpu"] == "Intel(R) Xeon(R) Platinum 8480+"
-    assert tags["sys.cpu_cores"] == "8"
-    assert tags["sys.cpu_available"] == "1.5"
-    assert tags["sys.memory_limit_gb"] == "4.29"
-    assert tags["sys.container"] == "podman"
-
-
-def test_cgroup_v2_nested_takes_the_parent_limit(replay: Replay) -> None:
-    """A Kubernetes pod without a cgroup namespace: the pod slice's limits bind its container scope."""
-    replay("cgroup-v2-nested")
-    tags = collect()
-    assert tags["sys.cpu_cores"] == "32"
-    assert tags["sys.cpu_physical_cores"] == "16"
-    assert tags["sys.cpu_available"] == "2.5"
-    assert tags["sys.memory_limit_gb"] == "8.59"
-    assert tags["sys.container"] == "kubernetes"
-
-
-def test_cgroup_v1_limits(replay: Replay) -> None:
-    """Docker on cgroup v1: CFS quota of half a core, a 2 GiB memory limit, model name trimmed."""
-    replay("cgroup-v1")
-    tags = collect()
-    assert tags["sys.cpu"] == "Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz"
-    assert tags["sys.cpu_available"] == "0.5"
-    assert tags["sys.memory_limit_gb"] == "2.15"
-    assert tags["sys.os"] == "Debian GNU/Linux 11 (bullseye)"
-    assert tags["sys.container"] == "docker"
-
-
-def test_graviton_arm_os_release_without_pretty_name_and_aws(replay: Replay) -> None:
-    """ARM cpuinfo names the core as lscpu does; NAME + VERSION stand in for PRETTY_NAME."""
-    replay("aws-graviton2")
-    tags = collect()
-    assert tags["sys.cpu"] == "ARM Neoverse-N1"
-    assert tags["sys.cpu_cores"] == "4"
-    assert tags["sys.cpu_physical_cores"] == "4"
-    assert tags["sys.os"] == "Amazon Linux 2023"
-    assert tags["sys.cloud"] == "aws"
-    assert tags["sys.instance_type"] == "c6g.xlarge"
-    assert "sys.container" not in tags
-    assert tags["sys.gpu"] == "None"
-    assert tags["sys.gpu_count"] == "0"
-
-
-def test_gcp_and_azure_firmware(replay: Replay) -> None:
-    """GCP and Azure name themselves in DMI, but not the machine size."""
-    replay("gcp-vm")
-    gcp = collect()
-    replay("azure-vm")
-    azure = collect()
-    assert (gcp["sys.cloud"], azure["sys.cloud"]) == ("gcp", "azure")
-    assert "sys.instance_type" not in gcp
-    assert "sys.instance_type" not in azure
+    assert {key: tags.get(key) for key in expected} == expected
+    assert [key for key in absent if key in tags] == []
 
 
 def _lscpu(field: str) -> str:

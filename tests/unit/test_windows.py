@@ -14,11 +14,12 @@ import pytest
 from mlflow_sysmetrics._context import Context
 from mlflow_sysmetrics._files import Root
 from mlflow_sysmetrics.collectors import cloud, for_platform, windows
-from mlflow_sysmetrics.collectors.gpu import gpu_tags
+from mlflow_sysmetrics.collectors.accelerators import windows as display_adapters
+from mlflow_sysmetrics.collectors.accelerators.device import gpu_tags
 from mlflow_sysmetrics.collectors.system import windows_name
 from tests.conftest import FakeCommands
 
-DISPLAY = windows.DISPLAY_CLASS_KEY
+DISPLAY = display_adapters.DISPLAY_CLASS_KEY
 
 
 class RecordedRegistry:
@@ -76,7 +77,7 @@ def test_cpu_from_registry() -> None:
 
 def test_display_adapters_from_registry() -> None:
     """PCI adapters only; NVIDIA's driver number recovered from the Windows one."""
-    inventory = windows.inventory(_context(), WORKSTATION)
+    inventory = display_adapters.inventory(_context(), WORKSTATION)
     assert inventory is not None
     tags = gpu_tags(inventory.devices, [inventory])
     assert tags["sys.gpu"] == "1x NVIDIA GeForce RTX 4090, 1x Intel(R) UHD Graphics 770"
@@ -90,7 +91,7 @@ def test_display_adapters_from_registry() -> None:
 )
 def test_nvidia_driver_number(windows_version: str, expected: str | None) -> None:
     """The last five digits of the Windows version are NVIDIA's release number."""
-    assert windows.nvidia_driver_from_windows(windows_version) == expected
+    assert display_adapters.nvidia_driver_from_windows(windows_version) == expected
 
 
 def test_powershell_fallback(tmp_path: Path, fake_commands: FakeCommands) -> None:
@@ -102,7 +103,7 @@ def test_powershell_fallback(tmp_path: Path, fake_commands: FakeCommands) -> Non
             "JSON"
         }
     )
-    inventory = windows.inventory(_context(), RecordedRegistry({}))
+    inventory = display_adapters.inventory(_context(), RecordedRegistry({}))
     assert inventory is not None
     assert [d.name for d in inventory.devices] == ["NVIDIA RTX A6000"]
 

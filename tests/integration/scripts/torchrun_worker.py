@@ -13,7 +13,7 @@ import sys
 import mlflow
 import torch.distributed as dist
 
-from mlflow_sysmetrics import collect, sysmetrics_run
+from mlflow_sysmetrics import _shared_run, collect, sysmetrics_run
 from mlflow_sysmetrics.collectors import distributed
 
 
@@ -32,9 +32,9 @@ def main() -> None:
     with sysmetrics_run(run_id=run_id):
         dist.barrier()
     info = distributed.current()
-    mine = distributed.shared_run_tags(collect(), info)
+    mine = _shared_run.shared_run_tags(collect(), info)
     writes = mine is not None
-    tags = mine if mine is not None else distributed.node_view(collect(), info)
+    tags = mine if mine is not None else _shared_run.node_view(collect(), info)
     with open(os.path.join(results, f"rank{rank}.json"), "w") as handle:
         json.dump(
             {

@@ -21,7 +21,7 @@ device, a repeated device is skipped, and an empty list selects every device.
 
 from __future__ import annotations
 
-from .gpu import Device
+from .device import Device
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -96,14 +96,18 @@ def _mig_instance(gpus: Sequence[Device], token: str) -> Device | None:
 
 
 class Visible:
-    """What a CUDA process enumerates: its devices, the GPUs chosen, and what is not known."""
+    """What a process enumerates: its devices, the whole GPUs chosen, and why they are not known.
 
-    __slots__ = ("devices", "gpus", "unknown")
+    ``unknown_reason`` says why the devices chosen cannot be named (an index whose GPU the
+    runtime's order does not tell), or is ``None``.
+    """
 
-    def __init__(self, devices: list[Device], gpus: list[Device], unknown: str | None = None) -> None:
+    __slots__ = ("devices", "gpus", "unknown_reason")
+
+    def __init__(self, devices: list[Device], gpus: list[Device], unknown_reason: str | None = None) -> None:
         self.devices = devices
         self.gpus = gpus
-        self.unknown = unknown
+        self.unknown_reason = unknown_reason
 
 
 def _pick(devices: Sequence[Device], picked: Sequence[Device | None]) -> list[Device]:
@@ -131,7 +135,7 @@ def cuda(devices: Sequence[Device], spec: str | None, order: str | None) -> Visi
     ``devices`` are the GPUs in PCI bus order (NVML's and ``nvidia-smi``'s order). CUDA
     uses that order for indexes only with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; otherwise it
     puts the fastest first by a heuristic it does not document, so on a machine of mixed
-    models an index names an unknown GPU: ``unknown`` then says so.
+    models an index names an unknown GPU: ``unknown_reason`` then says so.
     """
     if spec is None:
         return Visible(_enumerated(devices), list(devices))
@@ -141,15 +145,15 @@ def cuda(devices: Sequence[Device], spec: str | None, order: str | None) -> Visi
     if isinstance(tokens[0], int):
         picked = [devices[i] if i < len(devices) else None for i in tokens if isinstance(i, int)]
         gpus = _pick(devices, picked)
-        unknown = None
+        reason = None
         mixed = len({d.name for d in devices}) > 1
         if gpus and mixed and (order or "").strip() != PCI_BUS_ORDER and len(gpus) < len(devices):
             shown = spec if len(spec) <= 40 else f"{spec[:37]}..."
-            unknown = (
+            reason = (
                 f"CUDA_VISIBLE_DEVICES={shown} names GPUs by index, but CUDA_DEVICE_ORDER is not "
                 "PCI_BUS_ID and the models differ, so which GPUs those are is not known"
             )
-        return Visible(_enumerated(gpus), gpus, unknown)
+        return Visible(_enumerated(gpus), gpus, reason)
     names = [t for t in tokens if isinstance(t, str)]
     if names[0].startswith("MIG-"):
         instances = _pick(devices, [_mig_instance(devices, t) for t in names])

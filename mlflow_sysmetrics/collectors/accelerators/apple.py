@@ -1,7 +1,8 @@
-"""macOS: the CPU model and, on Apple silicon, the GPU, from one ``sysctl`` call.
+"""Apple's GPUs: the chip on Apple silicon, ``system_profiler``'s list on Intel Macs.
 
 ``machdep.cpu.brand_string`` is the chip (``Apple M2 Max``), which is also the GPU; its
-memory is the machine's unified memory (``hw.memsize``). ``system_profiler`` takes hundreds
+memory is the machine's unified memory (``hw.memsize``), both from the one ``sysctl`` call
+the CPU collector makes (:func:`..macos.sysctl_values`). ``system_profiler`` takes hundreds
 of milliseconds, so it is asked only on Intel Macs, whose GPUs ``sysctl`` cannot name.
 """
 
@@ -9,63 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 
-from .. import _state
-from .. import tags as T
-from .._context import Context
-from . import cpu
-from .gpu import Device, Inventory
+from ..._context import Context
+from ..macos import sysctl_values
+from .device import Device, Inventory
+from .visibility import Visible
 
-SYSCTL_NAMES = ("machdep.cpu.brand_string", "hw.memsize")
-
-_lock = threading.Lock()
-_values: dict[str, str] | None = None
-
-
-def parse_sysctl(text: str) -> dict[str, str]:
-    """``name: value`` lines of ``sysctl NAME...``."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and value.strip():
-            values[name.strip()] = value.strip()
-    return values
-
-
-def sysctl_values(ctx: Context) -> dict[str, str]:
-    """The ``sysctl`` values we use, read once per process (shared by the CPU and GPU)."""
-    global _values
-    if not _lock.acquire(timeout=max(ctx.remaining(), 0.001)):
-        raise TimeoutError("sysctl gave no answer in time")
-    try:
-        if _values is None:
-            _values = parse_sysctl(ctx.run(["sysctl", *SYSCTL_NAMES]))
-        return _values
-    finally:
-        _lock.release()
-
-
-def _forget() -> None:
-    global _values
-    _values = None
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-_state.register(reset=_forget, after_fork=_after_fork_in_child)
-
-
-def collect_cpu(ctx: Context) -> dict[str, str]:
-    """CPU tags on macOS: the chip name from ``sysctl``, counts from ``os`` and psutil."""
-    found = cpu.collect_counts(ctx)
-    brand = sysctl_values(ctx).get("machdep.cpu.brand_string")
-    if brand:
-        found[T.CPU] = " ".join(brand.split())
-    return found
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 
 def _size(text: str | None) -> int | None:
@@ -110,3 +63,8 @@ def inventory(ctx: Context) -> Inventory | None:
     except FileNotFoundError:
         return None
     return Inventory("apple", "system_profiler", tuple(parse_system_profiler(text)))
+
+
+def visible(devices: Sequence[Device], env: Mapping[str, str]) -> Visible:
+    """Every GPU: macOS has no variable that hides one from a process."""
+    return Visible(list(devices), list(devices))

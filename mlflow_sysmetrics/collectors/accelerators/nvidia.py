@@ -1,36 +1,94 @@
 """NVIDIA GPUs: NVML first, ``/proc/driver/nvidia`` and ``nvidia-smi`` as fallbacks.
 
-On the live machine NVML (through :mod:`._nvml`, no ``pynvml`` import) gives all six facts
-in one in-process pass. Where NVML cannot be loaded or initialised, and on a replayed
-machine (``MLFLOW_SYSMETRICS_ROOT``), the driver's ``/proc`` files give model, UUID, bus
-and driver version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds
-memory and compute capability, with the CUDA version read from ``nvidia-smi``'s header.
-The parsers of those fallbacks import ``re`` themselves: NVML's path does not need it.
+On the live machine NVML (through :mod:`._nvml`, no ``pynvml`` import) gives every fact in
+one in-process pass. Where NVML cannot be loaded or initialised, and on a replayed machine
+(``MLFLOW_SYSMETRICS_ROOT``), the driver's ``/proc`` files give model, UUID, bus and driver
+version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds the rest, with
+the CUDA version from ``nvidia-smi --version`` (or its status table's header).
+
+The parsers of those fallbacks import ``re`` and ``csv`` themselves, once each where used:
+NVML's path needs neither. Which GPUs a CUDA process may use is :func:`visible` (CUDA's
+grammar is in :mod:`.visibility`).
 """
 
 from __future__ import annotations
 
-from .. import _log
-from .._context import Context
-from .._files import Root
-from . import pci
-from .gpu import Device, Inventory
+from ... import _log
+from ..._context import Context
+from ..._files import Root
+from ..._value import Record
+from . import pci, visibility
+from .device import Device, Inventory
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-#: The one ``nvidia-smi`` query for everything at once. ``enforced.power.limit`` is "the
-#: minimum of various power limiters" (a BMC's cap included), as NVML's enforced limit is;
-#: ``power.limit`` is only the limit software set. ``pcie.link.gen.max`` is "the maximum
-#: PCI-E link generation possible with this GPU and system configuration" (both ends).
-QUERY_FIELDS = (
-    "index,name,uuid,memory.total,driver_version,pci.bus_id,compute_cap,mig.mode.current,"
-    "enforced.power.limit,pcie.link.gen.max,pcie.link.width.current"
+
+class Fact(Record):
+    """One fact of a GPU as both NVIDIA sources tell it, declared once (see :data:`FACTS`).
+
+    ``nvml``: the NVML function that answers it, ``f(device, unsigned int *out, ...)`` with
+    ``outputs`` outputs, the first of which is the value (``nvml_value`` turns it into the
+    record's); ``smi``: the ``nvidia-smi --query-gpu`` field (``smi_value`` reads its text).
+    The answer goes in the :class:`.device.Device` field ``field``; a MIG instance shares its
+    GPU's.
+    """
+
+    field: str
+    nvml: str
+    smi: str
+    nvml_value: Callable[[int], object]
+    smi_value: Callable[[str | None], object]
+    outputs: int = 1
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or value.startswith("[") or value in ("N/A", "[N/A]", "Not Supported"):
+        return None
+    return value
+
+
+def _watts(value: str | None) -> float | None:
+    import re
+
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*W?\s*$", _clean(value) or "")
+    return float(match.group(1)) if match else None
+
+
+def _whole(value: str | None) -> int | None:
+    text = _clean(value)
+    return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
+def _milliwatts(value: int) -> float | None:
+    return value / 1000 if value else None
+
+
+def _positive(value: int) -> int | None:
+    return value or None
+
+
+#: What NVIDIA tells of each GPU beyond its name, memory and identity, one row per fact.
+#: ``enforced.power.limit`` is "the minimum of various power limiters" (a BMC's cap
+#: included), as NVML's enforced limit is; ``power.limit`` is only the limit software set.
+#: ``pcie.link.gen.max`` is "the maximum PCI-E link generation possible with this GPU and
+#: system configuration" (both ends); the width is the negotiated one.
+FACTS: tuple[Fact, ...] = (
+    Fact("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit", "enforced.power.limit", _milliwatts, _watts),
+    Fact("pcie_generation", "nvmlDeviceGetMaxPcieLinkGeneration", "pcie.link.gen.max", _positive, _whole),
+    Fact("pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", "pcie.link.width.current", _positive, _whole),
 )
+
 #: Fields every driver knows; the others are left out of the query when a driver refuses
 #: them (``compute_cap`` came with R510, ``mig.mode.current`` with R450).
-REQUIRED_FIELDS = frozenset({"index", "name", "uuid", "memory.total", "driver_version", "pci.bus_id"})
+REQUIRED_FIELDS = ("index", "name", "uuid", "memory.total", "driver_version", "pci.bus_id")
+#: The one ``nvidia-smi`` query for everything at once.
+QUERY_FIELDS = ",".join((*REQUIRED_FIELDS, "compute_cap", "mig.mode.current", *(f.smi for f in FACTS)))
 _DRIVER = r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)"
 _CUDA = r"(?i)CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)"
 #: A GPU UUID as the driver writes it; an uninitialised GPU shows ``GPU-????????-...`` instead.
@@ -111,27 +169,6 @@ def _mib(value: str) -> int | None:
     return int(number * (1024**3 if match.group(2) == "GiB" else 1024**2))
 
 
-def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or value.startswith("[") or value in ("N/A", "[N/A]", "Not Supported"):
-        return None
-    return value
-
-
-def _watts(value: str | None) -> float | None:
-    import re
-
-    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*W?\s*$", value or "")
-    return float(match.group(1)) if match else None
-
-
-def _whole(value: str | None) -> int | None:
-    text = _clean(value)
-    return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
-
-
 def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
     """Rows of ``nvidia-smi --query-gpu=... --format=csv`` (with header) as devices and driver."""
     import csv
@@ -156,20 +193,18 @@ def parse_query_csv(text: str) -> tuple[list[Device], str | None]:
         mig = _clean(values.get("mig.mode.current"))
         bus = _clean(values.get("pci.bus_id"))
         uuid = gpu_uuid(_clean(values.get("uuid")))
+        device = Device(
+            "nvidia",
+            len(devices),
+            name,
+            uuid,
+            _mib(memory) if memory else None,
+            bus,
+            _clean(values.get("compute_cap")),
+            None if mig is None else mig.lower() == "enabled",
+        )
         devices.append(
-            Device(
-                "nvidia",
-                len(devices),
-                name,
-                uuid,
-                _mib(memory) if memory else None,
-                bus,
-                _clean(values.get("compute_cap")),
-                None if mig is None else mig.lower() == "enabled",
-                power_limit_w=_watts(_clean(values.get("enforced.power.limit"))),
-                pcie_generation=_whole(values.get("pcie.link.gen.max")),
-                pcie_width=_whole(values.get("pcie.link.width.current")),
-            )
+            device._replace(**{fact.field: fact.smi_value(values.get(fact.smi)) for fact in FACTS})
         )
     return devices, driver
 
@@ -183,11 +218,9 @@ def _with_links(ctx: Context, inventory: Inventory) -> Inventory:
     devices = []
     for device in inventory.devices:
         pcie = pci.link(ctx.root, _sysfs_bus(device.bus_id)) if device.bus_id else None
-        shared: dict[str, Any] = {"power_limit_w": device.power_limit_w}
+        shared: dict[str, Any] = {fact.field: getattr(device, fact.field) for fact in FACTS}
         if pcie is not None:
             shared.update(pcie_generation=pcie[0], pcie_width=pcie[1])
-        else:
-            shared.update(pcie_generation=device.pcie_generation, pcie_width=device.pcie_width)
         instances = tuple(i._replace(**shared) for i in device.mig_devices)
         devices.append(device._replace(**shared, mig_devices=instances))
     return inventory._replace(devices=tuple(devices))
@@ -292,12 +325,7 @@ def _merge(proc: Inventory, smi: Inventory) -> Inventory:
         if extra is None:
             devices.append(device)
             continue
-        # nvidia-smi's record with /proc's identity: a field added to Device is never dropped here.
-        devices.append(
-            extra._replace(
-                index=device.index, name=device.name, uuid=device.uuid or extra.uuid, bus_id=device.bus_id
-            )
-        )
+        devices.append(device._filled_from(extra))  # /proc's identity, the rest nvidia-smi's
     return Inventory(
         "nvidia",
         "proc+nvidia-smi",
@@ -349,3 +377,8 @@ def inventory(ctx: Context) -> Inventory | None:
         ctx.note_error(exc)
         return proc
     return proc if smi is None else _with_links(ctx, _merge(proc, smi))
+
+
+def visible(devices: Sequence[Device], env: Mapping[str, str]) -> visibility.Visible:
+    """What a CUDA process enumerates under ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER``."""
+    return visibility.cuda(devices, env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))

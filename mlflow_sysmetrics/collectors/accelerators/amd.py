@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 
-from .._context import Context
-from .._files import Root
-from . import pci
-from .gpu import Device, Inventory
+from ..._context import Context
+from ..._files import Root
+from . import pci, visibility
+from .device import Device, Inventory
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
 AMD_VENDOR_ID = pci.VENDOR_AMD
@@ -87,7 +87,8 @@ INTEGRATED_IDS = frozenset(
 )
 
 
-def _bytes(text: str | None) -> int | None:
+def _positive_int(text: str | None) -> int | None:
+    """A sysfs number above zero (bytes, microwatts), or ``None``."""
     try:
         value = int((text or "").strip())
     except ValueError:
@@ -126,7 +127,7 @@ def table_name(device_id: int, revision: int | None) -> tuple[str | None, bool]:
 def power_cap_w(root: Root, base: str) -> float | None:
     """The power cap ``amdgpu`` enforces, from its hwmon ``power1_cap`` (microwatts)."""
     for hwmon in root.listdir(f"{base}/hwmon"):
-        microwatts = _bytes(root.read_line(f"{base}/hwmon/{hwmon}/power1_cap"))
+        microwatts = _positive_int(root.read_line(f"{base}/hwmon/{hwmon}/power1_cap"))
         if microwatts:
             return microwatts / 1e6
     return None
@@ -183,7 +184,7 @@ def kfd_agents(root: Root) -> dict[tuple[int, int], list[tuple[str | None, int |
         memory = 0
         for bank in root.listdir(f"{KFD_NODES}/{node}/mem_banks"):
             bank_props = _properties(root.read(f"{KFD_NODES}/{node}/mem_banks/{bank}/properties"))
-            memory += _bytes(bank_props.get("size_in_bytes")) or 0
+            memory += _positive_int(bank_props.get("size_in_bytes")) or 0
         unique = props.get("unique_id", "")
         uuid = uuid_from_unique_id(f"{int(unique):x}") if unique.isascii() and unique.isdigit() else None
         agents.setdefault(where, []).append((uuid, memory or None))
@@ -209,19 +210,17 @@ def _partitions(root: Root, base: str, bus: str, device: Device, notes: list[str
     ]
 
 
-def from_sysfs(root: Root, candidates: list[pci.PciDevice] | None = None) -> Inventory | None:
+def from_sysfs(root: Root) -> Inventory | None:
     """AMD accelerators on the PCI bus that ``amdgpu`` serves, with what it tells of them."""
-    return _from_sysfs(root, candidates)[0]
+    return _from_sysfs(root)[0]
 
 
-def _from_sysfs(root: Root, candidates: list[pci.PciDevice] | None) -> tuple[Inventory | None, bool]:
+def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
     """:func:`from_sysfs`, and whether a tool must still be asked for a name or a size."""
     devices: list[Device] = []
     notes: list[str] = []
     unsure = False
-    if candidates is None:
-        candidates = pci.accelerators(root, AMD_VENDOR_ID)
-    for found in candidates:
+    for found in pci.accelerators(root, AMD_VENDOR_ID):
         reason = pci.unusable_reason(found, DRIVER)
         if reason is not None:
             notes.append(reason)
@@ -229,7 +228,7 @@ def _from_sysfs(root: Root, candidates: list[pci.PciDevice] | None) -> tuple[Inv
         base = f"{pci.DEVICES}/{found.bus}"
         product = root.read_line(f"{base}/product_name")
         name, final = table_name(found.device, found.revision)
-        memory = _bytes(root.read_line(f"{base}/mem_info_vram_total"))
+        memory = _positive_int(root.read_line(f"{base}/mem_info_vram_total"))
         integrated = found.device in INTEGRATED_IDS
         if not integrated and (memory is None or not (product or final)):
             unsure = True
@@ -294,7 +293,7 @@ def parse_rocm_smi(text: str) -> tuple[list[Device], str | None]:
                 int(key[4:]),
                 _named(name) if name else "",
                 uuid_from_unique_id(fields.get("unique id")),
-                _bytes(fields.get("vram total memory (b)")),
+                _positive_int(fields.get("vram total memory (b)")),
                 fields.get("pci bus"),
                 fields.get("gfx version"),
             )
@@ -378,14 +377,8 @@ def _fill(pci_devices: Inventory, tool: Inventory) -> Inventory:
         if told is None:
             devices.append(device)
             continue
-        devices.append(
-            device._replace(
-                name=told.name or device.name,
-                uuid=device.uuid or told.uuid,
-                memory_bytes=device.memory_bytes or told.memory_bytes,
-                compute_capability=device.compute_capability or told.compute_capability,
-            )
-        )
+        # the tool names the product better than the table; sysfs's other facts stand
+        devices.append(device._filled_from(told)._replace(name=told.name or device.name))
     return pci_devices._replace(
         source=f"{pci_devices.source}+{tool.source}",
         devices=tuple(devices),
@@ -393,12 +386,9 @@ def _fill(pci_devices: Inventory, tool: Inventory) -> Inventory:
     )
 
 
-def inventory(ctx: Context, candidates: list[pci.PciDevice] | None = None) -> Inventory | None:
-    """AMD GPUs by the cheapest source that names them; ``None`` when there are none.
-
-    ``candidates``: the AMD functions on the PCI bus, when the caller has scanned it already.
-    """
-    found, unsure = _from_sysfs(ctx.root, candidates)
+def inventory(ctx: Context) -> Inventory | None:
+    """AMD GPUs by the cheapest source that names them; ``None`` when there are none."""
+    found, unsure = _from_sysfs(ctx.root)
     if found is None or not unsure:
         return found
     sources: list[Callable[[], Inventory | None]] = [lambda: from_rocm_smi(ctx)]
@@ -413,3 +403,12 @@ def inventory(ctx: Context, candidates: list[pci.PciDevice] | None = None) -> In
         if told is not None and told.devices:
             return _fill(found, told)
     return found
+
+
+def visible(devices: Sequence[Device], env: Mapping[str, str]) -> visibility.Visible:
+    """What a ROCm process enumerates: ROCR's variable, then HIP's, else CUDA's (see :mod:`.visibility`)."""
+    rocr, hip, cuda = (
+        env.get(name) for name in ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+    )
+    picked = visibility.rocm(devices, rocr, hip, cuda)
+    return visibility.Visible(picked, picked)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 
-from .._files import Root
+from ..._files import Root, once_per_root
 
 DEVICES = "/sys/bus/pci/devices"
 VENDOR_AMD = 0x1002
@@ -49,20 +49,19 @@ def hex_value(text: str | None) -> int | None:
         return None
 
 
-def accelerators(root: Root, vendor: int) -> list[PciDevice]:
-    """``vendor``'s display and processing-accelerator functions, in bus order, bound or not."""
+@once_per_root
+def _compute_functions(root: Root) -> list[PciDevice]:
+    """Every display and processing-accelerator function on the bus, read once per root."""
     found = []
     for bus in root.listdir(DEVICES):
         base = f"{DEVICES}/{bus}"
-        if hex_value(root.read_line(f"{base}/vendor")) != vendor:
-            continue
         pci_class = hex_value(root.read_line(f"{base}/class"))
         if pci_class is None or pci_class >> 16 not in (DISPLAY_CLASS, ACCELERATOR_CLASS):
             continue
         found.append(
             PciDevice(
                 bus,
-                vendor,
+                hex_value(root.read_line(f"{base}/vendor")) or 0,
                 hex_value(root.read_line(f"{base}/device")) or 0,
                 hex_value(root.read_line(f"{base}/revision")),
                 pci_class,
@@ -70,6 +69,11 @@ def accelerators(root: Root, vendor: int) -> list[PciDevice]:
             )
         )
     return found
+
+
+def accelerators(root: Root, vendor: int) -> list[PciDevice]:
+    """``vendor``'s display and processing-accelerator functions, in bus order, bound or not."""
+    return [device for device in _compute_functions(root) if device.vendor == vendor]
 
 
 def unusable_reason(device: PciDevice, driver: str) -> str | None:

@@ -1,113 +1,70 @@
 """GPUs of every vendor, as one list, and how that list is told in tags.
 
 Vendor modules (:mod:`.nvidia`, :mod:`.amd`, :mod:`.apple`, :mod:`.windows`) return an
-:class:`Inventory`; this module selects what the process may see (``CUDA_VISIBLE_DEVICES``
-and friends) and writes the ``sys.gpu*`` tags.
+:class:`Inventory` of :class:`Device` records; once each vendor's rule has selected what the
+process may use, this module writes the ``sys.gpu*`` tags.
 """
 
 from __future__ import annotations
 
-from .. import tags as T
-from .._value import Value
+from ... import tags as T
+from ..._value import Record
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 
-class Device(Value):
-    """One GPU (or one MIG instance of one).
+class Device(Record):
+    """One GPU (or one MIG instance or compute partition of one).
 
     ``integrated``: graphics built into the CPU package (an APU's), listed but not a training
     accelerator. ``mig_ids``: a MIG instance's GPU instance and compute instance ids (the old
     ``MIG-GPU-<uuid>/<gi>/<ci>`` names). ``power_limit_w``: the power limit the GPU enforces,
     in watts (a MIG instance: its GPU's). ``pcie_generation`` and ``pcie_width``: the PCIe
-    link's maximum generation and its negotiated width (lanes). ``nvlink_links``: active
-    NVLink links, ``None`` where the GPU has no NVLink (or it cannot be read).
+    link's generation and width (see :func:`.pci.link`). ``nvlink_links``: active NVLink
+    links, ``None`` where the GPU has no NVLink (or it cannot be read).
     """
 
-    __slots__ = (
-        "bus_id",
-        "compute_capability",
-        "index",
-        "integrated",
-        "memory_bytes",
-        "mig_devices",
-        "mig_enabled",
-        "mig_ids",
-        "name",
-        "nvlink_links",
-        "pcie_generation",
-        "pcie_width",
-        "power_limit_w",
-        "unified_memory",
-        "uuid",
-        "vendor",
-    )
-
-    def __init__(
-        self,
-        vendor: str,
-        index: int,
-        name: str,
-        uuid: str | None = None,
-        memory_bytes: int | None = None,
-        bus_id: str | None = None,
-        compute_capability: str | None = None,
-        mig_enabled: bool | None = None,
-        mig_devices: tuple[Device, ...] = (),
-        unified_memory: bool = False,
-        integrated: bool = False,
-        mig_ids: tuple[int, int] | None = None,
-        power_limit_w: float | None = None,
-        pcie_generation: int | None = None,
-        pcie_width: int | None = None,
-        nvlink_links: int | None = None,
-    ) -> None:
-        self.vendor = vendor
-        self.index = index
-        self.name = name
-        self.uuid = uuid
-        self.memory_bytes = memory_bytes
-        self.bus_id = bus_id
-        self.compute_capability = compute_capability
-        self.mig_enabled = mig_enabled
-        self.mig_devices = mig_devices
-        self.unified_memory = unified_memory
-        self.integrated = integrated
-        self.mig_ids = mig_ids
-        self.power_limit_w = power_limit_w
-        self.pcie_generation = pcie_generation
-        self.pcie_width = pcie_width
-        self.nvlink_links = nvlink_links
+    vendor: str
+    index: int
+    name: str
+    uuid: str | None = None
+    memory_bytes: int | None = None
+    bus_id: str | None = None
+    compute_capability: str | None = None
+    mig_enabled: bool | None = None
+    mig_devices: tuple[Device, ...] = ()
+    unified_memory: bool = False
+    integrated: bool = False
+    mig_ids: tuple[int, int] | None = None
+    power_limit_w: float | None = None
+    pcie_generation: int | None = None
+    pcie_width: int | None = None
+    nvlink_links: int | None = None
 
 
-class Inventory(Value):
+class Inventory(Record):
     """What one vendor's source says about the machine's GPUs.
 
     ``errors``: devices that failed to answer (the others' facts still count).
     """
 
-    __slots__ = ("cuda_driver", "devices", "driver", "errors", "notes", "source", "vendor")
+    vendor: str
+    source: str
+    devices: tuple[Device, ...] = ()
+    driver: str | None = None
+    cuda_driver: str | None = None
+    notes: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
 
-    def __init__(
-        self,
-        vendor: str,
-        source: str,
-        devices: tuple[Device, ...] = (),
-        driver: str | None = None,
-        cuda_driver: str | None = None,
-        notes: tuple[str, ...] = (),
-        errors: tuple[str, ...] = (),
-    ) -> None:
-        self.vendor = vendor
-        self.source = source
-        self.devices = devices
-        self.driver = driver
-        self.cuda_driver = cuda_driver
-        self.notes = notes
-        self.errors = errors
+
+#: Facts told once per model, in ``sys.gpu``'s order: (key, :class:`Device` field, how one
+#: value is written). A GPU fact of this kind is its field above and one row here.
+PER_MODEL: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    (T.GPU_POWER_LIMIT_W, "power_limit_w", T.decimal),
+)
 
 
 def _grouped(devices: Sequence[Device]) -> list[tuple[str, list[Device]]]:
@@ -139,7 +96,7 @@ def gpu_tags(
     _machine_wide(found, devices, inventories, chosen_gpus or devices)
     if all(d.name for d in devices):
         _per_model(found, devices)
-    return {key: found[key] for key in T.ALL_KEYS if key in found}
+    return {key: found[key] for key in T.keys_of("gpu") if key in found}
 
 
 def _per_model(found: dict[str, str], devices: Sequence[Device]) -> None:
@@ -158,9 +115,10 @@ def _per_model(found: dict[str, str], devices: Sequence[Device]) -> None:
         found[T.GPU_COMPUTE_CAPABILITY] = (
             unique[0] if len(unique) == 1 else ", ".join(c for c in capabilities if c)
         )
-    limits = [members[0].power_limit_w for _, members in groups]
-    if all(limit is not None and limit > 0 for limit in limits):
-        found[T.GPU_POWER_LIMIT_W] = ", ".join(T.decimal(limit) for limit in limits if limit is not None)
+    for key, field, write in PER_MODEL:
+        values = [getattr(members[0], field) for _, members in groups]
+        if all(value is not None for value in values):
+            found[key] = ", ".join(write(value) for value in values)
     links = [link_text(device) for device in devices]
     known = {link for link in links if link is not None}
     if known and len(known) == len(set(links)):  # every GPU's link is known

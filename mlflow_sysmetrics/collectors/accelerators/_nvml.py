@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 
-from .. import _platform, _state
-from .. import tags as T
-from .gpu import Device, Inventory
+from ... import _platform, _state
+from ... import tags as T
+from .device import Device, Inventory
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ class _PciInfo(ctypes.Structure):
     ]
 
 
-_lock = threading.Lock()
+_lock = _state.lock()
 _library: ctypes.CDLL | None = None
 _load_error: OSError | None = None
 
@@ -155,18 +154,20 @@ def _nvlink_links(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> int | None:
     return active if supported else None
 
 
-def _link_and_power(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> dict[str, Any]:
-    """What explains a slow GPU beside its model: power cap, PCIe link, NVLink."""
-    milliwatts = _unsigned(lib, "nvmlDeviceGetEnforcedPowerLimit", handle)
-    return {
-        "power_limit_w": milliwatts / 1000 if milliwatts else None,
-        "pcie_generation": _unsigned(lib, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
-        "pcie_width": _unsigned(lib, "nvmlDeviceGetCurrPcieLinkWidth", handle),
-        "nvlink_links": _nvlink_links(lib, handle),
-    }
+def _facts(lib: ctypes.CDLL, handle: ctypes.c_void_p) -> dict[str, Any]:
+    """The facts of :data:`.nvidia.FACTS` (power cap, PCIe link, ...) and the active NVLink links."""
+    from .nvidia import FACTS
+
+    found: dict[str, Any] = {}
+    for fact in FACTS:
+        outputs = [ctypes.c_uint() for _ in range(fact.outputs)]
+        if _optional(lib, fact.nvml, handle, *(ctypes.byref(o) for o in outputs)):
+            found[fact.field] = fact.nvml_value(outputs[0].value)
+    found["nvlink_links"] = _nvlink_links(lib, handle)
+    return found
 
 
-def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, details: bool = True) -> Device:
+def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool) -> Device:
     name = _text(lib, "nvmlDeviceGetName", handle)
     uuid: str | None = _text(lib, "nvmlDeviceGetUUID", handle) or None
     memory = _Memory()
@@ -194,7 +195,7 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, de
     instances: list[Device] = []
     if _optional(lib, "nvmlDeviceGetMigMode", handle, ctypes.byref(current), ctypes.byref(pending)):
         mig_enabled = current.value == 1
-    extra = _link_and_power(lib, handle) if details else {}
+    extra = _facts(lib, handle)
     if mig_enabled:
         slots = ctypes.c_uint()
         if _optional(lib, "nvmlDeviceGetMaxMigDeviceCount", handle, ctypes.byref(slots)):
@@ -215,15 +216,14 @@ def _device(lib: ctypes.CDLL, handle: ctypes.c_void_p, index: int, mig: bool, de
     )
 
 
-def inventory(details: bool = True, defer: Callable[[Callable[[], object]], None] | None = None) -> Inventory:
+def inventory(defer: Callable[[Callable[[], object]], None] | None = None) -> Inventory:
     """Every NVIDIA GPU this process may use, as NVML sees it, with driver and CUDA versions.
 
     ``nvmlDeviceGetCount_v2`` counts every GPU of the machine, even those whose handle is
     refused with ``NVML_ERROR_NO_PERMISSION`` (nvml.h), as happens to the GPUs a SLURM job
     was not given: those are left out. A GPU that fails otherwise is left out and named in
     the inventory's errors; the others keep their facts. Nearly all the cost is
-    ``nvmlInit_v2`` and the first handle; the queries take microseconds. ``details=False``
-    leaves out the power cap and links (``benchmarks/nvml_breakdown.py`` compares the two).
+    ``nvmlInit_v2`` and the first handle (``benchmarks/nvml_breakdown.py`` times each call).
     ``defer`` takes ``nvmlShutdown`` to call once the answer is handed over (nobody waits
     for it); without it, NVML is shut down before this returns.
     """
@@ -248,7 +248,7 @@ def inventory(details: bool = True, defer: Callable[[Callable[[], object]], None
                     "nvmlDeviceGetHandleByIndex_v2",
                     lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(index), ctypes.byref(handle)),
                 )
-                devices.append(_device(lib, handle, len(devices), mig=False, details=details))
+                devices.append(_device(lib, handle, len(devices), mig=False))
             except NVMLError as exc:
                 if exc.code == NVML_ERROR_NO_PERMISSION:
                     notes.append(f"NVML device {index}: no permission (not granted to this process)")
@@ -271,9 +271,4 @@ def _forget() -> None:
     _load_error = None  # the library may have been installed since
 
 
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-_state.register(reset=_forget, after_fork=_after_fork_in_child)
+_state.register(reset=_forget)
