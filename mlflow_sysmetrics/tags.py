@@ -110,6 +110,7 @@ GPU_POWER_LIMIT_W = _row(
 GPU_LINK = _row(
     "sys.gpu_link", "GPU", source="gpu", performance=True, node_column="link", summary_column="gpu link"
 )
+GPU_ECC = _row("sys.gpu_ecc", "GPU", source="gpu", performance=True)
 NETWORK = _row(
     "sys.network",
     "Network",

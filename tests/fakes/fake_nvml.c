@@ -17,6 +17,8 @@
  *   nvlink <index> <links> <active links> (nvmlDeviceGetNvLinkState: links 0..links-1, the first
  *                                         <active> active; INVALID_ARGUMENT past the last link;
  *                                         NOT_SUPPORTED without this line)
+ *   ecc <index> <0|1>                    (nvmlDeviceGetEccMode: current = pending = the value;
+ *                                         NOT_SUPPORTED without this line, as on GeForce boards)
  * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
@@ -35,6 +37,7 @@ typedef struct device {
     int parent, gi, ci, handle_error, is_mig;
     unsigned power_mw, pcie_gen, pcie_width;
     int nvlinks, nvlinks_active;
+    int ecc, ecc_known;
     int slot_error[8];
     struct device *children[8];
     int child_count;
@@ -92,6 +95,11 @@ static void load(void) {
             int index, links, active;
             if (sscanf(line + 7, "%d %d %d", &index, &links, &active) == 3 && index >= 0 && index < MAX_DEVICES) {
                 gpus[index].nvlinks = links; gpus[index].nvlinks_active = active;
+            }
+        } else if (!strncmp(line, "ecc ", 4)) {
+            int index, mode;
+            if (sscanf(line + 4, "%d %d", &index, &mode) == 2 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].ecc = mode; gpus[index].ecc_known = 1;
             }
         } else if (!strncmp(line, "mig_handle_error ", 17)) {
             int parent, slot, code;
@@ -205,5 +213,10 @@ int nvmlDeviceGetNvLinkState(device_t *d, unsigned int link, unsigned int *activ
     if (!d->nvlinks) return 3;               /* NVML_ERROR_NOT_SUPPORTED */
     if (link >= (unsigned)d->nvlinks) return 2; /* NVML_ERROR_INVALID_ARGUMENT */
     *active = link < (unsigned)d->nvlinks_active ? 1 : 0;
+    return 0;
+}
+int nvmlDeviceGetEccMode(device_t *d, unsigned int *current, unsigned int *pending) {
+    if (!d->ecc_known) return 3;             /* NVML_ERROR_NOT_SUPPORTED */
+    *current = *pending = (unsigned)d->ecc;  /* NVML_FEATURE_ENABLED is 1 */
     return 0;
 }

@@ -15,6 +15,7 @@ from tests.conftest import FIXTURES, Replay
 from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
+COLLECT = "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
 NVML_SPECS = FIXTURES / "nvml"
 
 
@@ -29,6 +30,18 @@ def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
     assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("700", "PCIe Gen5 x16")
     (gpu,) = snapshot()["gpus"]
     assert (gpu["power_limit_w"], gpu["pcie_generation"], gpu["pcie_width"]) == (700.0, 5, 16)
+
+
+def test_ecc_mode_from_both_nvidia_sources(replay: Replay, fake_nvml: Path, tmp_path: Path) -> None:
+    """ECC on: the captured H100's nvidia-smi (`current_ecc` Enabled) and a DGX through NVML."""
+    replay("h100-vm")
+    assert collect()["sys.gpu_ecc"] == "on"
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
+    assert tags["sys.gpu_ecc"] == "on"
+    spec.write_text((NVML_SPECS / "h100.txt").read_text())  # a GPU that answers NOT_SUPPORTED
+    assert "sys.gpu_ecc" not in _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
 
 
 def test_the_enforced_power_limit_not_the_software_one(replay: Replay) -> None:

@@ -43,6 +43,7 @@ class Device(Record):
     pcie_generation: int | None = None
     pcie_width: int | None = None
     nvlink_links: int | None = None
+    ecc_mode: bool | None = None
 
 
 class Inventory(Record):
@@ -64,6 +65,7 @@ class Inventory(Record):
 #: value is written). A GPU fact of this kind is its field above and one row here.
 PER_MODEL: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     (T.GPU_POWER_LIMIT_W, "power_limit_w", T.decimal),
+    (T.GPU_ECC, "ecc_mode", lambda on: "on" if on else "off"),
 )
 
 

@@ -65,6 +65,11 @@ def _whole(value: str | None) -> int | None:
     return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
+def _enabled(value: str | None) -> bool | None:
+    text = (_clean(value) or "").lower()
+    return True if text == "enabled" else False if text == "disabled" else None
+
+
 def _milliwatts(value: int) -> float | None:
     return value / 1000 if value else None
 
@@ -82,6 +87,8 @@ FACTS: tuple[Fact, ...] = (
     Fact("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit", "enforced.power.limit", _milliwatts, _watts),
     Fact("pcie_generation", "nvmlDeviceGetMaxPcieLinkGeneration", "pcie.link.gen.max", _positive, _whole),
     Fact("pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", "pcie.link.width.current", _positive, _whole),
+    # nvml.h: nvmlDeviceGetEccMode(device, &current, &pending), NVML_FEATURE_ENABLED = 1
+    Fact("ecc_mode", "nvmlDeviceGetEccMode", "ecc.mode.current", bool, _enabled, outputs=2),
 )
 
 #: Fields every driver knows; the others are left out of the query when a driver refuses
