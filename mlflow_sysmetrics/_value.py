@@ -54,25 +54,23 @@ class Record:
         cls._defaults = {**cls._defaults, **{name: namespace[name] for name in own if name in namespace}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # dict updates rather than one setattr per field: records are built on warm paths too
         fields = self._fields
-        name = type(self).__name__
         if len(args) > len(fields):
-            raise TypeError(f"{name} takes at most {len(fields)} positional arguments, got {len(args)}")
-        values = dict(zip(fields, args, strict=False))  # fewer arguments than fields: the rest by name
-        for key, value in kwargs.items():
-            if key not in fields:
-                raise TypeError(f"{name} has no field {key!r}")
-            if key in values:
-                raise TypeError(f"{name} got {key!r} twice")
-            values[key] = value
-        defaults = self._defaults
-        for field in fields:
-            if field in values:
-                object.__setattr__(self, field, values[field])
-            elif field in defaults:
-                object.__setattr__(self, field, defaults[field])
-            else:
-                raise TypeError(f"{name} needs {field!r}")
+            raise TypeError(f"{type(self).__name__} takes at most {len(fields)} positional arguments")
+        values = self.__dict__
+        values.update(self._defaults)
+        values.update(zip(fields, args, strict=False))  # fewer arguments than fields: the rest by name
+        if kwargs:
+            for key in kwargs:
+                if key not in self._defaults and key not in fields:
+                    raise TypeError(f"{type(self).__name__} has no field {key!r}")
+                if key in fields[: len(args)]:
+                    raise TypeError(f"{type(self).__name__} got {key!r} twice")
+            values.update(kwargs)
+        if len(values) < len(fields):
+            missing = [field for field in fields if field not in values]
+            raise TypeError(f"{type(self).__name__} needs {', '.join(map(repr, missing))}")
 
     def _values(self) -> tuple[Any, ...]:
         return tuple([getattr(self, field) for field in self._fields])

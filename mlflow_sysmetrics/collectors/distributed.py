@@ -153,11 +153,15 @@ ALL_VARS = (
 _read_vars = _env.reader(ALL_VARS)
 
 
+#: What a process no launcher started is told (one record, never changed: built once).
+_NOT_LAUNCHED = DistInfo()
+
+
 def current() -> DistInfo:
     """:func:`read` of the current environment, at the cost of one fast look-up per variable."""
     values = _read_vars()
     if not any(values):
-        return DistInfo()
+        return _NOT_LAUNCHED
     return read({name: value for name, value in zip(ALL_VARS, values, strict=True) if value is not None})
 
 
