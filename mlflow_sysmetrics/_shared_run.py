@@ -5,12 +5,16 @@ others attach by id. One process per node writes (:func:`writing_node`): node 0 
 keys, node ``k`` the same facts as ``sys.node<k>.<name>``; what a key's ``scope`` in the
 table (:class:`.tags.Key`) says decides the rest: a rank is not written on a shared run,
 and the job's size is written once, by node 0.
+
+Where a launcher's nodes are not machines (Spark's TorchDistributor runs one torchrun
+"node" per Spark task), a node is the machine the tasks agree on (:func:`placed`), so
+that two tasks on one machine write its facts once.
 """
 
 from __future__ import annotations
 
 from . import tags as T
-from .collectors.distributed import DistInfo
+from .collectors.distributed import TORCH_DISTRIBUTOR, DistInfo
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -20,6 +24,29 @@ if TYPE_CHECKING:
 def is_shared(info: DistInfo) -> bool:
     """Whether the process belongs to a job of several processes (which may share one run)."""
     return info.world_size is not None and info.world_size > 1
+
+
+def placed(info: DistInfo) -> DistInfo:
+    """``info`` with the node index and count a shared run counts: machines.
+
+    The launcher's own for all but TorchDistributor, whose tasks agree on their machines
+    (:func:`mlflow_sysmetrics._machines.placed_by_machine`).
+    """
+    if info.launcher == TORCH_DISTRIBUTOR and is_shared(info):
+        from . import _machines
+
+        return _machines.placed_by_machine(info)
+    return info
+
+
+def replaces_creators_facts(info: DistInfo) -> bool:
+    """Whether this process's node keys replace what the shared run already says of that node.
+
+    Under TorchDistributor the run is made by the Spark driver (or by a rank with facts of
+    its own process), which does none of the machine's work: the machine's one writer
+    (:func:`placed`) says what the machine is.
+    """
+    return info.launcher == TORCH_DISTRIBUTOR and is_shared(info)
 
 
 def writing_node(info: DistInfo) -> int | None:
@@ -34,13 +61,35 @@ def writing_node(info: DistInfo) -> int | None:
     return 0 if info.rank == 0 else None
 
 
+def _as_placed(tags: Mapping[str, str], info: DistInfo) -> Mapping[str, str]:
+    """``tags`` whose launcher facts (``sys.dist.*``) are ``info``'s, where they differ.
+
+    A node placed by machine (:func:`placed`), or told by an engine's own context rather
+    than by variables, counts nodes otherwise than the variables did.
+    """
+    from . import settings
+    from .collectors.distributed import tags_of
+
+    told = tags_of(info)
+    launcher_keys = T.keys_of("dist")
+    if all(tags.get(key) == told.get(key) for key in launcher_keys):
+        return tags
+    chosen = settings.current()
+    kept = {key: value for key, value in tags.items() if key not in launcher_keys}
+    kept.update((k, v) for k, v in told.items() if T.selected(k, chosen.include, chosen.exclude))
+    return kept
+
+
 def shared_run_tags(tags: Mapping[str, str], info: DistInfo) -> dict[str, str] | None:
-    """The keys this process writes on a run all the job's processes share; ``None``: none."""
+    """The keys this process writes on a run all the job's processes share; ``None``: none.
+
+    The launcher facts written are ``info``'s (the node as placed), not the variables'.
+    """
     node = writing_node(info)
     if node is None:
         return None
     written = {}
-    for key, value in tags.items():
+    for key, value in _as_placed(tags, info).items():
         row = T.TABLE.get(key)
         scope = row.scope if row is not None else "node"
         if scope == "process" or (node and scope == "job"):

@@ -100,7 +100,7 @@ def _this_process_tags() -> tuple[dict[str, str], int | None]:
     node does); the tags are then what that writer writes.
     """
     tags = collect()
-    info = distributed.current()
+    info = _shared_run.placed(distributed.current())
     if not _shared_run.is_shared(info):
         return tags, 0
     mine = _shared_run.shared_run_tags(tags, info)
@@ -118,6 +118,7 @@ def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwr
     tags, node = _this_process_tags()
     if node is None:
         return Tagging(tags, {})
+    overwrite = overwrite or _shared_run.replaces_creators_facts(distributed.current())
     outcome = write_tags(client, run_id, tags, node, overwrite)
     if outcome.kept:
         shown = "; ".join(

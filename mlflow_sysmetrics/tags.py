@@ -129,6 +129,8 @@ DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="dist", scop
 DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="dist", scope="process")
 DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
 SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
+#: Written (not collected) on a run an engine made away from its work: where the facts were read.
+COLLECTED_ON = _row("sysmetrics.collected_on", "Distributed", varies="process", scope="job")
 ERROR = _row("sysmetrics.error", "Errors", varies="process")
 
 #: Every key :func:`mlflow_sysmetrics.collect` can write, in display order.

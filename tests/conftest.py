@@ -21,6 +21,7 @@ FAKES = Path(__file__).parent / "fakes"
 
 #: Variables a test machine (or CI) may have set that would change what is collected.
 _SCRUBBED_PREFIXES = ("MLFLOW_SYSMETRICS_", "OMPI_COMM_WORLD_", "SLURM_", "PMI_", "TORCHELASTIC_")
+_SCRUBBED_PREFIXES += ("PET_", "PYSPARK_TORCH_")  # Kubeflow's pods, Spark's TorchDistributor
 _SCRUBBED = {
     "MLFLOW_RUN_CONTEXT_PROVIDER",
     "CUDA_VISIBLE_DEVICES",
@@ -32,6 +33,8 @@ _SCRUBBED = {
     "GROUP_RANK",
     "GROUP_WORLD_SIZE",
     "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+    "MASTER_ADDR",
     "KUBERNETES_SERVICE_HOST",
     "APPTAINER_CONTAINER",
     "SINGULARITY_CONTAINER",

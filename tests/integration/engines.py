@@ -1,0 +1,23 @@
+"""What the engine tests share: the engine itself, or a clear failure under CI."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module``; skip the test where it is missing, but fail it under CI.
+
+    CI installs the engines (requirements-engines.txt): there a missing one is a broken
+    set-up, never a reason to skip.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail(f"{module} is needed in CI: pip install -r requirements-engines.txt")
+        pytest.skip(f"{module} is not installed: pip install -r requirements-engines.txt to run this test")
