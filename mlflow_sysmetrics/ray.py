@@ -35,7 +35,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import _remote, _shared_run
+from . import _remote, _shared_run, _state
 from . import tags as T
 from .collectors import distributed
 
@@ -91,19 +91,20 @@ def _node_task() -> dict[str, str]:
     return _remote.worker_facts()
 
 
-_remote_task: Any = None
+#: Ray's remote function around :func:`_node_task`, made once.
+_made = _state.memo()
 
 
 def _submit(node_id: str) -> Any:
     """Start reading the facts on node ``node_id``; the ``ObjectRef`` of the answer."""
-    global _remote_task
     ray = _require_ray("node_sysmetrics()")
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    if _remote_task is None:
+    task = _made.get("task")
+    if task is None:
         # No CPU asked: a node whose every CPU a trial holds still answers; never retried.
-        _remote_task = ray.remote(num_cpus=0, max_retries=0)(_node_task)
-    return _remote_task.options(
+        task = _made["task"] = ray.remote(num_cpus=0, max_retries=0)(_node_task)
+    return task.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         name="mlflow_sysmetrics.collect",
     ).remote()
@@ -193,8 +194,9 @@ def setup_mlflow(config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     In a Tune trainable: the trial's run, with the facts of the trial's process. In a Ray
     Train worker with ``rank_zero_only=True`` (Ray's default): the job's one run, with every
     node's facts (node 0 plain, node ``k`` as ``sys.node<k>.*``); call it on every worker,
-    as Ray documents: the run's id travels from rank 0 by a collective every worker joins.
-    With ``rank_zero_only=False`` each worker tags its own run.
+    as Ray's examples do: the run's id travels from rank 0 by a collective every worker
+    joins, so rank 0 alone would wait for the others. With ``rank_zero_only=False`` each
+    worker tags its own run.
     """
     from ray.air.integrations.mlflow import setup_mlflow as ray_setup_mlflow
 

@@ -201,6 +201,29 @@ def test_tune_setup_mlflow_runs_carry_the_trials_node(
     print(json.dumps({run.info.run_name: _system_tags(run) for run in runs}, indent=1, sort_keys=True))
 
 
+def test_log_node_sysmetrics_replaces_the_drivers_facts(
+    ray_nodes: Nodes, tracking: Proxy, driver_machine: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run the driver made with its own facts (implicit tagging), for work done on node 1: the node's replace them."""
+    from mlflow_sysmetrics.ray import log_node_sysmetrics, node_sysmetrics
+
+    monkeypatch.setenv("MLFLOW_RUN_CONTEXT_PROVIDER", "sysmetrics")
+    mlflow.set_experiment("ray-node")
+    with mlflow.start_run() as run:
+        pass
+    assert _system_tags(mlflow.get_run(run.info.run_id))["sys.container"] == "ecs"  # the driver's, at first
+    node = ray_nodes.facts(SECOND_NODE_IP)
+    assert node_sysmetrics(node_ip=SECOND_NODE_IP)["sys.cpu"] == node["sys.cpu"]
+    written = log_node_sysmetrics(run.info.run_id, node_ip=SECOND_NODE_IP)
+    tags = _system_tags(mlflow.get_run(run.info.run_id))
+    assert written == tags
+    _same_machine(tags, node)
+    assert "sys.container" not in tags  # the driver's ECS task is gone, the node has none
+    assert tags["sysmetrics.collected_on"] == "ray node"
+    with pytest.raises(TimeoutError):
+        node_sysmetrics(node_ip=SECOND_NODE_IP, timeout=0.001)
+
+
 @pytest.mark.needs_torch
 def test_torch_trainer_run_carries_every_node(
     ray_nodes: Nodes, tracking: Proxy, driver_machine: dict[str, str], tmp_path: Path
