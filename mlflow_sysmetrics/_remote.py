@@ -55,6 +55,30 @@ def machine_tags(machines: Sequence[Mapping[str, str]], collected_on: str) -> di
     return tags
 
 
+def run_and_client(
+    run_id: str | None, tracking_uri: str | None, client: MlflowClient | None, door: str
+) -> tuple[str, MlflowClient]:
+    """The run a door tags (``run_id``, else the active run) and the client of its store.
+
+    Misuse says how to call the door: a run id that is no string, both ``tracking_uri=`` and
+    ``client=``, or no run at all.
+    """
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise TypeError(f"{door} takes a run id string such as run.info.run_id, got {run_id!r}")
+    if client is not None and tracking_uri is not None:
+        raise TypeError(f"{door} takes tracking_uri= or client=, not both")
+    import mlflow
+
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            raise ValueError(
+                f"{door} has no run to tag: call it inside `with mlflow.start_run():` or pass the run's id"
+            )
+        run_id = active.info.run_id
+    return run_id, client or mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+
 def replace_facts(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> dict[str, str]:
     """Write ``tags`` as the run's whole set of system facts: one write, then stale keys deleted.
 

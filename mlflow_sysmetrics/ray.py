@@ -170,18 +170,12 @@ def log_node_sysmetrics(
     ``sysmetrics.collected_on = ray node``. ``tracking_uri=`` or ``client=`` name the store.
     Returns what was written.
     """
-    if not isinstance(run_id, str) or not run_id.strip():
-        raise TypeError(
-            f"log_node_sysmetrics(run_id, node_ip=...) takes a run id string such as run.info.run_id, "
-            f"got {run_id!r}"
-        )
-    if client is not None and tracking_uri is not None:
-        raise TypeError("log_node_sysmetrics() takes tracking_uri= or client=, not both")
-    _check_node(node_ip, node_id, "log_node_sysmetrics()")
+    door = "log_node_sysmetrics()"
+    if not isinstance(run_id, str):
+        raise TypeError(f"{door} takes a run id string such as run.info.run_id, got {run_id!r}")
+    _check_node(node_ip, node_id, door)
+    run_id, client = _remote.run_and_client(run_id, tracking_uri, client, door)
     facts = node_sysmetrics(node_ip=node_ip, node_id=node_id, timeout=timeout)
-    from mlflow.tracking import MlflowClient
-
-    client = client or MlflowClient(tracking_uri=tracking_uri)
     return _remote.replace_facts(client, run_id, {**facts, T.COLLECTED_ON: _remote.RAY_NODE})
 
 

@@ -133,25 +133,6 @@ def log_executor_sysmetrics(
     Without ``run_id`` the active run is tagged. ``spark=`` names the session (default: the
     active one), ``tracking_uri=`` or ``client=`` the store. Returns what was written.
     """
-    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-        raise TypeError(
-            "log_executor_sysmetrics(run_id=...) takes a run id string such as run.info.run_id, "
-            f"got {run_id!r}"
-        )
-    if client is not None and tracking_uri is not None:
-        raise TypeError("log_executor_sysmetrics() takes tracking_uri= or client=, not both")
-    if run_id is None:
-        import mlflow
-
-        active = mlflow.active_run()
-        if active is None:
-            raise ValueError(
-                "log_executor_sysmetrics() has no run to tag: call it inside `with mlflow.start_run():` "
-                "or pass the run's id, log_executor_sysmetrics(run.info.run_id)"
-            )
-        run_id = active.info.run_id
+    run_id, client = _remote.run_and_client(run_id, tracking_uri, client, "log_executor_sysmetrics()")
     machines = executor_sysmetrics(spark)
-    from mlflow.tracking import MlflowClient
-
-    client = client or MlflowClient(tracking_uri=tracking_uri)
     return _remote.replace_facts(client, run_id, _remote.machine_tags(machines, _remote.SPARK_EXECUTORS))

@@ -8,6 +8,9 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest import fixture_root
+from tests.fresh import fresh_python
+
 
 def require(module: str) -> ModuleType:
     """Import ``module``; skip the test where it is missing, but fail it under CI.
@@ -21,3 +24,15 @@ def require(module: str) -> ModuleType:
         if os.environ.get("CI"):
             pytest.fail(f"{module} is needed in CI: pip install -r requirements-engines.txt")
         pytest.skip(f"{module} is not installed: pip install -r requirements-engines.txt to run this test")
+
+
+_FACTS: dict[str, dict[str, str]] = {}
+
+
+def machine_facts(machine: str) -> dict[str, str]:
+    """The facts of a replayed machine, read in a fresh interpreter (as an engine's worker reads them)."""
+    if machine not in _FACTS:
+        code = "import json; from mlflow_sysmetrics import collect; print(json.dumps(collect()))"
+        env = {"MLFLOW_SYSMETRICS_ROOT": str(fixture_root(machine)), "PATH": os.environ["PATH"]}
+        _FACTS[machine] = fresh_python(code, env=env).value
+    return _FACTS[machine]

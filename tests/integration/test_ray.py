@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy, _forget_mlflow_state
-from tests.integration.engines import require
+from tests.integration.engines import machine_facts, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_engines]
 
@@ -40,21 +40,7 @@ class Nodes:
 
     def facts(self, address: str) -> dict[str, str]:
         """What ``collect()`` says of the machine the node at ``address`` replays."""
-        return _machine_facts(self.machines[address])
-
-
-_FACTS: dict[str, dict[str, str]] = {}
-
-
-def _machine_facts(machine: str) -> dict[str, str]:
-    """The facts of a replayed machine, read in a fresh interpreter (as a worker reads them)."""
-    if machine not in _FACTS:
-        from tests.fresh import fresh_python
-
-        code = "import json; from mlflow_sysmetrics import collect; print(json.dumps(collect()))"
-        env = {"MLFLOW_SYSMETRICS_ROOT": str(fixture_root(machine)), "PATH": os.environ["PATH"]}
-        _FACTS[machine] = fresh_python(code, env=env).value
-    return _FACTS[machine]
+        return machine_facts(self.machines[address])
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +90,7 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
 def driver_machine(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The test process, Ray's driver, replays a CPU-only ECS task: its facts must land nowhere."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(DRIVER_MACHINE)))
-    return _machine_facts(DRIVER_MACHINE)
+    return machine_facts(DRIVER_MACHINE)
 
 
 def _system_tags(run: Any) -> dict[str, str]:
@@ -261,8 +247,8 @@ def test_torch_trainer_run_carries_every_node(
     tags = _system_tags(run)
     by_node = {s["node_rank"]: s["root"] for s in seen}
     machine_of = {str(fixture_root(m)): m for m in NODE_MACHINES}
-    _same_machine(tags, _machine_facts(machine_of[by_node[0]]))
-    node1 = _machine_facts(machine_of[by_node[1]])
+    _same_machine(tags, machine_facts(machine_of[by_node[0]]))
+    node1 = machine_facts(machine_of[by_node[1]])
     for key in ("sys.cpu", "sys.gpu", "sys.gpu_count", "sys.memory_gb"):
         assert tags[key.replace("sys.", "sys.node1.")] == node1[key]
     assert tags["sys.dist.world_size"] == "2"

@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy
-from tests.integration.engines import require
+from tests.integration.engines import machine_facts, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_engines]
 
@@ -38,19 +38,6 @@ EXECUTOR_MACHINES = ("h100-vm", "gcp-vm")
 DRIVER_MACHINE = "ecs-fargate"
 #: The JIT and collector settings that make a JVM start fast on two cores.
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-_FACTS: dict[str, dict[str, str]] = {}
-
-
-def _machine_facts(machine: str) -> dict[str, str]:
-    """The facts of a replayed machine, read in a fresh interpreter (as an executor reads them)."""
-    if machine not in _FACTS:
-        from tests.fresh import fresh_python
-
-        code = "import json; from mlflow_sysmetrics import collect; print(json.dumps(collect()))"
-        env = {"MLFLOW_SYSMETRICS_ROOT": str(fixture_root(machine)), "PATH": os.environ["PATH"]}
-        _FACTS[machine] = fresh_python(code, env=env).value
-    return _FACTS[machine]
 
 
 def _executor_python(folder: Path) -> Path:
@@ -172,7 +159,7 @@ def test_torch_distributor_writes_each_machine_once(
     replaces them, the other writes sys.node1.*, sys.dist.nodes counts machines.
     """
     run_id = driver_run.info.run_id
-    driver = _machine_facts(DRIVER_MACHINE)
+    driver = machine_facts(DRIVER_MACHINE)
     assert _system_tags(run_id)["sys.cpu"] == driver["sys.cpu"]  # the driver's facts, at first
     seen = _run_distributor(spark, run_id, tracking, tmp_path / "results", None)
     assert [s["sum"] for s in seen] == [2.0, 2.0]
@@ -182,7 +169,7 @@ def test_torch_distributor_writes_each_machine_once(
 
     tags = _system_tags(run_id)
     machine_of = {str(fixture_root(m)): m for m in EXECUTOR_MACHINES}
-    first, second = (_machine_facts(machine_of[s["root"]]) for s in seen)
+    first, second = (machine_facts(machine_of[s["root"]]) for s in seen)
     for key in ("sys.cpu", "sys.cpu_cores", "sys.memory_gb", "sys.os", "sys.cloud"):
         assert tags.get(key) == first.get(key), key
         assert tags.get(key.replace("sys.", "sys.node1.")) == second.get(key), key
@@ -209,7 +196,7 @@ def test_torch_distributor_tasks_on_one_machine_write_once(
     assert [(s["task"], s["root"]) for s in seen] == [("0", shared), ("1", shared)]
     assert [(s["machine"], s["machines"], s["writes"]) for s in seen] == [(0, 1, True), (0, 1, False)]
     tags = _system_tags(run_id)
-    machine = _machine_facts("cgroup-v2-nested")
+    machine = machine_facts("cgroup-v2-nested")
     assert (tags["sys.cpu"], tags["sys.cpu_available"]) == (machine["sys.cpu"], machine["sys.cpu_available"])
     assert tags["sys.dist.nodes"] == "1"
     assert not any(k.startswith("sys.node") for k in tags)
@@ -226,7 +213,7 @@ def test_executor_helper_tags_the_drivers_run_with_every_executor_machine(
     assert spark.sparkContext.parallelize(range(100), 4).sum() == 4950  # the work, on the executors
     machines = executor_sysmetrics(spark)
     assert sorted(m["sys.cpu"] for m in machines) == sorted(
-        _machine_facts(m)["sys.cpu"] for m in EXECUTOR_MACHINES
+        machine_facts(m)["sys.cpu"] for m in EXECUTOR_MACHINES
     )
     tracking.reset()
     written = log_executor_sysmetrics()  # the active run, the active session
@@ -235,15 +222,15 @@ def test_executor_helper_tags_the_drivers_run_with_every_executor_machine(
     assert tags["sysmetrics.collected_on"] == "spark executors"
     assert tags["sys.dist.nodes"] == "2"
     assert {tags["sys.cpu"], tags["sys.node1.cpu"]} == {
-        _machine_facts(m)["sys.cpu"] for m in EXECUTOR_MACHINES
+        machine_facts(m)["sys.cpu"] for m in EXECUTOR_MACHINES
     }
     first = next(
-        _machine_facts(m) for m in EXECUTOR_MACHINES if _machine_facts(m)["sys.cpu"] == tags["sys.cpu"]
+        machine_facts(m) for m in EXECUTOR_MACHINES if machine_facts(m)["sys.cpu"] == tags["sys.cpu"]
     )
     for key in ("sys.gpu", "sys.gpu_count", "sys.memory_gb", "sys.container", "sys.cloud"):
         assert tags.get(key) == first.get(key), key
     assert not any(k.startswith("sys.node2.") for k in tags)
-    assert _machine_facts(DRIVER_MACHINE)["sys.cpu"] not in tags.values()
+    assert machine_facts(DRIVER_MACHINE)["sys.cpu"] not in tags.values()
     assert "sys.frameworks" not in tags  # the probe's imports say nothing of the work's
     assert len(_tag_writes(tracking)) == 1
     print(json.dumps(tags, indent=1, sort_keys=True))
