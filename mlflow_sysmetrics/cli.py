@@ -424,6 +424,54 @@ def demo(ctx: click.Context, experiment_name: str, tracking_uri: str | None) -> 
     click.echo("\nTag every run implicitly with: export MLFLOW_RUN_CONTEXT_PROVIDER=sysmetrics")
 
 
+@main.command(name="run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--experiment",
+    default=None,
+    help="Experiment name or id (default: MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID, else Default).",
+)
+@click.option("--run-name", default=None, help="Name of the run it starts.")
+@_tracking_uri_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    *,
+    experiment: str | None,
+    run_name: str | None,
+    tracking_uri: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND inside a run that counts what it used; exit with COMMAND's code.
+
+    Starts a run tagged with this machine's facts (or joins the one MLFLOW_RUN_ID names),
+    gives COMMAND MLFLOW_RUN_ID so that its own MLflow calls log into that run, passes
+    signals on, and when COMMAND exits writes what it and its children used (energy,
+    peak memory, GPU hours: the run's ledger) and ends the run it started.
+
+    \b
+    Example:
+      mlflow-sysmetrics run -- python train.py --epochs 3
+    """
+    import mlflow
+
+    uri = _uri(ctx, tracking_uri) or mlflow.get_tracking_uri()
+    if urlsplit(uri).scheme in ("http", "https"):
+        _reach(uri)
+    from ._run_command import run_program
+
+    try:
+        run_id, code = run_program(command, _client(uri), experiment=experiment, run_name=run_name)
+    except FileNotFoundError as exc:
+        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except PermissionError as exc:
+        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise _fail(f"could not run {command[0]!r} in a run at {uri}: {exc}") from None
+    click.echo(f"mlflow-sysmetrics: run {run_id} ({uri}); {command[0]} exited with {code}", err=True)
+    ctx.exit(code)
+
+
 def script() -> None:
     """The ``mlflow-sysmetrics`` program: :func:`main` in a process of its own.
 
