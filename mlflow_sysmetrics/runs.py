@@ -66,6 +66,8 @@ class Tagging(NamedTuple):
     written: dict[str, str]
     #: Facts the run already carries that differ from this machine's: key -> (run, here).
     kept: dict[str, tuple[str | None, str | None]]
+    #: The artifact path of the snapshot logged to the run, if one was.
+    snapshot: str | None = None
 
 
 def write_tags(
@@ -113,13 +115,26 @@ def _artifact(node: int) -> str:
     return SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
 
 
-def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwrite: bool = False) -> Tagging:
-    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome."""
+def tag_run(
+    run_id: str,
+    client: MlflowClient,
+    *,
+    snapshot: bool = False,
+    overwrite: bool = False,
+    warn: bool = True,
+) -> Tagging:
+    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome.
+
+    A run kept whole (it carries another machine's facts) is logged as a warning unless
+    ``warn`` is false: a caller that reports :attr:`Tagging.kept` itself (the command line)
+    says it once, in its own words. ``snapshot`` logs the snapshot whenever the run's facts
+    are this machine's, also when they were there already.
+    """
     tags, node = _this_process_tags()
     if node is None:
         return Tagging(tags, {})
     outcome = write_tags(client, run_id, tags, node, overwrite)
-    if outcome.kept:
+    if outcome.kept and warn:
         shown = "; ".join(
             f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(outcome.kept.items())[:3]
         )
@@ -129,8 +144,11 @@ def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwr
             run_id,
             shown,
         )
-    elif snapshot and outcome.written:
+    elif snapshot and not outcome.kept:
+        # Asked for, the snapshot is logged even when the tags were already there: it is
+        # the detail behind them, and a run tagged without one would otherwise never get it.
         client.log_dict(run_id, _snapshot(), _artifact(node))
+        outcome = outcome._replace(snapshot=_artifact(node))
     return outcome
 
 

@@ -164,9 +164,14 @@ def tracking(counting_proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 @pytest.fixture
 def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A SQLite store in a temporary folder, for tests that need no server."""
+    """A SQLite store in a temporary folder, for tests that need no server.
+
+    The test runs in that folder: MLflow's SQLite store puts artifacts under ``./mlruns``
+    of the folder it is opened in, which would otherwise be the repository.
+    """
     import mlflow
 
+    monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

@@ -48,7 +48,9 @@ def _decorator(stdout: str, runs: list[mlflow.entities.Run]) -> None:
 
 def _client_run(stdout: str, runs: list[mlflow.entities.Run]) -> None:
     (run,) = runs
-    assert run.info.status == "RUNNING"  # created by the client, tagged afterwards
+    # Created by the client, tagged afterwards, and ended as a user should end it.
+    assert run.info.status == "FINISHED"
+    assert run.info.end_time is not None
 
 
 def _facts(stdout: str, runs: list[mlflow.entities.Run]) -> None:
