@@ -132,7 +132,7 @@ class Span:
         """Read the counters again: what the span consumed, and what could not be counted."""
         end = self._read()
         seconds = max(end.at - self.begin.at, 1e-9)
-        metrics: dict[str, float] = {GPU_HOURS: round(len(self.gpus) * seconds / 3600, 6)}
+        metrics: dict[str, float] = {GPU_HOURS: round(len(self.gpus) * seconds / 3600, 9)}
         self._gpu_metrics(end, seconds, metrics)
         self._cpu_energy(end, seconds, metrics)
         self._memory(end, metrics)

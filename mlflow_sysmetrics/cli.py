@@ -312,6 +312,7 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
       mlflow-sysmetrics show 3f2a9c1e0b7d4e5f8a6b1c2d3e4f5a6b
     """
     heading = ""
+    ledger: dict[str, float] = {}
     if run_id is None:
         from ._engine import collect
 
@@ -321,15 +322,17 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
         client = _client(uri)
         run = _get_run(client, uri, run_id)
         tags = _system_tags(run)
+        ledger = _format.ledger_of(run.data.metrics)
         heading = f"Run {run_id}{_run_label(client, run)}\n\n"
     nodes = _format.nodes_of(tags)
     if as_json:
-        _emit_json({"tags": tags, "nodes": nodes} if nodes else tags)
+        extra = {**({"nodes": nodes} if nodes else {}), **({"ledger": ledger} if ledger else {})}
+        _emit_json({"tags": tags, **extra} if extra else tags)
         return
     if run_id is not None and not tags:
         click.echo(f"{heading}has no system tags; tag it with: mlflow-sysmetrics log {run_id}")
         return
-    text = heading + _format.format_table(tags)
+    text = heading + _format.format_table(tags, ledger)
     if nodes:
         text += "\n\nNodes\n" + _format.format_nodes(nodes)
     click.echo(text)

@@ -132,7 +132,6 @@ DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="dist", scope=
 DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
 SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
 LEDGER = _row("sys.ledger", "Ledger", varies="process")
-ERROR = _row("sysmetrics.error", "Errors", varies="process")
 # The run's ledger (metrics, written when a run ends; see _ledger): summed over a run's nodes
 # where they add up, else their most.
 GPU_ENERGY_WH = _row("sys.gpu_energy_wh", "Ledger", metric=True, combine="sum")
@@ -146,6 +145,7 @@ GPU_ECC_ERRORS = _row("sys.gpu_ecc_errors", "Ledger", metric=True, combine="sum"
 GPU_PCIE_REPLAYS = _row("sys.gpu_pcie_replays", "Ledger", metric=True, combine="sum")
 GPU_HOURS = _row("sys.gpu_hours", "Ledger", metric=True, combine="sum")
 CO2_G = _row("sys.co2_g", "Ledger", metric=True, combine="sum")
+ERROR = _row("sysmetrics.error", "Errors", varies="process")
 
 #: Every tag key the package writes, in display order.
 ALL_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if not key.metric)

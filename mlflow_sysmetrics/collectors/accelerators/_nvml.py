@@ -334,9 +334,9 @@ _handles: dict[str, ctypes.c_void_p] = {}
 def _open_session() -> ctypes.CDLL:
     """NVML initialised and kept so (see the module), once per process."""
     global _session
+    lib = load()
     with _lock:
         if _session is None:
-            lib = load()
             _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
             _session = lib
         return _session
