@@ -5,12 +5,16 @@
 
 Three runs of one CPU training loop (NumPy matrix products for ``--seconds``), each in a
 fresh process, with a 1 GB memory spike of 3 seconds at its middle: a plain
-``mlflow.start_run()`` (the baseline), ``sysmetrics_run()`` (this package: tags and the
-ledger) and ``mlflow.start_run(log_system_metrics=True)`` (MLflow's sampling monitor). For
-each: the CPU time the monitoring itself took (the ledger's reads and its one write, timed in
-the thread that makes them; MLflow's monitor thread, from ``/proc/self/task``), the requests
-sent to the server beyond the baseline's (a counting proxy in front of it), and whether the
-spike shows in what the run recorded. Prints one table.
+``mlflow.start_run()`` (the baseline), the run's ledger as ``sysmetrics_run()`` takes it
+(tags at the start, the counters read at the start and the end, one write) and
+``mlflow.start_run(log_system_metrics=True)`` (MLflow's sampling monitor). For each: the CPU
+time the monitoring itself took (the ledger's reads and its one write, timed in the thread
+that makes them; MLflow's monitor thread, from ``/proc/self/task``), the requests sent to the
+server beyond the baseline's (a counting proxy in front of it), and whether the spike shows in
+what the run recorded. MLflow's monitor can show it only when one of its samples (every 10 s)
+falls inside the 3 s, about 3 runs in 10, and it samples the whole machine's memory, which
+other processes move too: a sample inside counts when it is 500 MB above the median of the
+others. Prints one table.
 """
 
 from __future__ import annotations
@@ -216,8 +220,9 @@ def main() -> None:
                     inside = [m.value for m in history if begin <= m.timestamp <= end + 500]
                     outside = sorted(m.value for m in history if not begin <= m.timestamp <= end + 500)
                     usual = outside[len(outside) // 2] if outside else 0.0
-                    spike = bool(outside) and any(value - usual >= 900 for value in inside)
-                    seen = f"{len(history)} samples, {len(inside)} during the spike"
+                    # system-wide memory: other processes move it too, hence half the spike
+                    spike = bool(outside) and any(value - usual >= 500 for value in inside)
+                    seen = f"{len(history)} samples of system-wide memory, {len(inside)} during the spike"
                     if inside:
                         seen += f" (+{max(inside) - usual:.0f} MB over the median)"
                 else:

@@ -95,11 +95,14 @@ class Proxy:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     bodies: list[tuple[str, str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: requests whose body holds this are answered 400 (MLflow's error shape), not forwarded
+    refuse: bytes | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
             self.bodies.clear()
+            self.refuse = None
 
     def count(self, method: str, path_part: str) -> int:
         with self.lock:
@@ -122,6 +125,15 @@ def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
             with proxy.lock:
                 proxy.counts[(self.command, path)] += 1
                 proxy.bodies.append((self.command, path, body))
+                refused = proxy.refuse is not None and proxy.refuse in body
+            if refused:
+                data = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by the test proxy"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             upstream = http.client.HTTPConnection(target, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             upstream.request(self.command, self.path, body=body or None, headers=headers)

@@ -66,6 +66,26 @@ except RuntimeError:
     assert {m["key"] for m in write["metrics"]} == {"sys.memory_peak_gb", "sys.gpu_hours"}  # type: ignore[index]
 
 
+def test_a_ledger_the_server_refuses_leaves_the_run_ending_as_it_should(
+    tracking: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ledger's write is refused: one warning, and the run ends with its own status all the same."""
+    tracking.refuse = b'"sys.ledger"'
+    with caplog.at_level("WARNING", logger="mlflow_sysmetrics"):
+        with sysmetrics_run() as finished:
+            pass
+        with pytest.raises(ValueError, match="diverged"), sysmetrics_run() as failed:
+            raise ValueError("diverged")
+    client = mlflow.MlflowClient()
+    assert client.get_run(finished.info.run_id).info.status == "FINISHED"
+    assert client.get_run(failed.info.run_id).info.status == "FAILED"
+    assert "sys.ledger" not in client.get_run(finished.info.run_id).data.tags
+    assert "sys.cpu" in client.get_run(finished.info.run_id).data.tags  # the tags were written
+    warnings = [r.getMessage() for r in caplog.records if "ledger" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert "refused by the test proxy" in warnings[0]
+
+
 def test_the_decorator_counts_each_call_and_the_figures_are_searchable(tracking: Proxy) -> None:
     """A decorated function's run carries its ledger; `metrics.\\`sys.memory_peak_gb\\` > 0.5` finds it."""
     run_id = _fresh(
