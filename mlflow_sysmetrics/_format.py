@@ -7,6 +7,7 @@ table gives them; what a column is comes from the table too.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,15 @@ from . import tags as T
 UNTAGGED = "(no system tags)"
 #: What ``summary`` adds up over a kind's runs (nodes added up first), with the column title.
 LEDGER_TOTALS = {T.GPU_HOURS: "GPU hours", T.GPU_ENERGY_WH: "GPU energy Wh"}
+
+
+def plain_number(value: float) -> str:
+    """``value`` to three significant digits, never in exponent form (``0.000045``, ``1230``)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def ordered(tags: Mapping[str, str]) -> dict[str, str]:
@@ -53,7 +63,7 @@ def ledger_of(metrics: Mapping[str, float]) -> dict[str, float]:
 def format_table(tags: Mapping[str, str], ledger: Mapping[str, float] | None = None) -> str:
     """Tags (and a run's ledger) as an aligned two-column table, grouped (CPU, memory, ..., Ledger)."""
     plain: dict[str, str] = {k: v for k, v in tags.items() if T.split_node_key(k) is None}
-    plain.update((key, f"{value:g}") for key, value in (ledger or {}).items())
+    plain.update((key, plain_number(value)) for key, value in (ledger or {}).items())
     if not plain:
         return UNTAGGED
     width = max(len(k) for k in plain)
@@ -201,7 +211,7 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         cells = [str(row.get(name) or "-") for name, _ in columns]
         if not row["tagged"]:
             cells = [UNTAGGED] + ["-"] * (len(cells) - 1)
-        added = ["-" if row.get(name) is None else f"{row[name]:g}" for name, _ in totals]
+        added = ["-" if row.get(name) is None else plain_number(row[name]) for name, _ in totals]
         table.append([*cells, str(row["runs"]), format_duration(row["median_duration_s"]), *added])
     return aligned([header, *table])
 
