@@ -155,7 +155,8 @@ def nvidia_smi_stand_in(description: Path, before: str = "") -> str:
     The stand-in (``tests/fakes/nvidia_smi.py``) answers from ``description``, a machine's
     ``commands/nvidia-smi.json``.
     """
-    return f'{before}\nexec "{sys.executable}" "{FAKES / "nvidia_smi.py"}" "{description}" "$@"'
+    # -I -S: no site-packages (nor coverage started in it), a start twice as quick under load
+    return f'{before}\nexec "{sys.executable}" -I -S "{FAKES / "nvidia_smi.py"}" "{description}" "$@"'
 
 
 @pytest.fixture
@@ -193,6 +194,11 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
             description = recordings / "nvidia-smi.json"
             if description.is_file():  # answered from a description of the GPUs, any fields asked
                 programs["nvidia-smi"] = nvidia_smi_stand_in(description)
+                # A Python program takes its time to start on a loaded machine (tests in
+                # parallel): these tests are about facts, so the deadline is generous unless
+                # the test chose one (before this, or after it: monkeypatch wins).
+                if "MLFLOW_SYSMETRICS_TIMEOUT" not in os.environ:
+                    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "30")
             for name in ("nvidia-smi", "rocm-smi", "sysctl", "system_profiler", "powershell"):
                 if name not in programs and any(p.name.startswith(name) for p in recordings.iterdir()):
                     programs[name] = (

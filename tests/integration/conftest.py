@@ -44,24 +44,32 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``mlflow server`` with a SQLite store, waited on until /health answers, stopped after."""
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[Server]:
+    """``mlflow server`` with a SQLite store, waited on until /health answers, stopped after.
+
+    One worker process (MLflow starts four, each importing MLflow: 20 s of CPU on two cores),
+    and a copy of the empty store, its Default experiment's artifacts served as the server
+    would have made them.
+    """
     folder = tmp_path_factory.mktemp("server")
     port = free_port()
     log = folder / "server.log"
+    store = copy_store(empty_store, folder, artifacts="mlflow-artifacts:/0")
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
+        store,
         "--artifacts-destination",
         str(folder / "artifacts"),
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
     # MLflow 3's server also starts job runners (several huey consumers, busy even when idle);
     # no test uses server-side jobs, and on two cores they would slow every other test.
@@ -195,18 +203,19 @@ def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "mlflow.db"
 
 
-def copy_store(empty: Path, folder: Path, name: str = "mlflow.db") -> str:
-    """A copy of the ``empty`` store in ``folder``, its Default experiment's artifacts under ``folder``.
+def copy_store(empty: Path, folder: Path, name: str = "mlflow.db", artifacts: str | None = None) -> str:
+    """A copy of the ``empty`` store in ``folder``, as MLflow would have made it there.
 
-    The Default experiment's artifact folder is written into the store when it is made; the
-    copy's is moved to ``folder/mlruns/0``, where MLflow would have put it.
+    The Default experiment's artifact location is written into a store when it is made; the
+    copy's is ``artifacts``, by default ``folder/mlruns/0`` (a client's store opened in
+    ``folder``).
     """
     target = folder / name
     shutil.copyfile(empty, target)
     with contextlib.closing(sqlite3.connect(target)) as db, db:
         db.execute(
             "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-            (str(folder / "mlruns" / "0"),),
+            (artifacts or str(folder / "mlruns" / "0"),),
         )
     return f"sqlite:///{target}"
 

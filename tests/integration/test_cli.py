@@ -339,39 +339,22 @@ def test_help_has_examples_with_real_run_ids() -> None:
 
 
 def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
-    """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI."""
+    """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI.
+
+    Four processes: what each subcommand does is tested in this process (``invoke``); here,
+    that the installed ways in reach it, and that its errors reach the terminal as one line.
+    """
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.url)
     run_id = _new_run()
     script = script_path("mlflow-sysmetrics")
     first = subprocess.run([script, "log", run_id], capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
-    for command in ([script_path("mlflow-sysmetrics")], [sys.executable, "-m", "mlflow_sysmetrics"]):
+    for command in ([script], [sys.executable, "-m", "mlflow_sysmetrics"]):
         out = subprocess.run(
             [*command, "show", run_id, "--json"], capture_output=True, text=True, env=env, timeout=120
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["sys.cpu_cores"] == str(os.cpu_count())
-    other = _new_run()
-    logged = subprocess.run(
-        [script, "log", other, "--snapshot", "--json"], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert logged.returncode == 0, logged.stderr
-    assert "sys.cpu" in json.loads(logged.stdout)
-    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(other, "sysmetrics")]
-    assert artifacts == ["sysmetrics/system.json"]
-    same = subprocess.run(
-        [script, "diff", run_id, other], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert (same.returncode, same.stdout.split(":")[0]) == (0, "Same hardware")
-    summary = subprocess.run(
-        [script, "summary", "--experiment", "Default", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert summary.returncode == 0, summary.stderr
-    assert sum(kind["runs"] for kind in json.loads(summary.stdout)["kinds"]) >= 2
     bad = subprocess.run([script, "show", "f" * 32], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"Error: no run {'f' * 32} in {tracking.url}"]
