@@ -7,6 +7,7 @@ table gives them; what a column is comes from the table too.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,6 +16,17 @@ from . import tags as T
 
 #: The label of the runs that carry no system tags at all.
 UNTAGGED = "(no system tags)"
+#: What ``summary`` adds up over a kind's runs (nodes added up first), with the column title.
+LEDGER_TOTALS = {T.GPU_HOURS: "GPU hours", T.GPU_ENERGY_WH: "GPU energy Wh"}
+
+
+def plain_number(value: float) -> str:
+    """``value`` to three significant digits, never in exponent form (``0.000045``, ``1230``)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def ordered(tags: Mapping[str, str]) -> dict[str, str]:
@@ -22,9 +34,36 @@ def ordered(tags: Mapping[str, str]) -> dict[str, str]:
     return {key: tags[key] for key in T.order(tags)}
 
 
-def format_table(tags: Mapping[str, str]) -> str:
-    """Tags as an aligned two-column table, grouped (CPU, memory, disk, OS, GPU, ...)."""
-    plain = {k: v for k, v in tags.items() if T.split_node_key(k) is None}
+def ledger_of(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A run's ledger, its nodes combined as the table says (summed, or their most).
+
+    The mean power per GPU of several nodes is their energy over their GPU hours.
+    """
+    values: dict[str, list[float]] = {}
+    for key, value in metrics.items():
+        plain = T.plain_key(key)
+        row = T.TABLE.get(plain)
+        if row is not None and row.metric:
+            values.setdefault(plain, []).append(float(value))
+    combined: dict[str, float] = {}
+    for key in T.METRIC_KEYS:
+        found = values.get(key)
+        if not found:
+            continue
+        how = T.TABLE[key].combine
+        combined[key] = (
+            sum(found) if how == "sum" else max(found) if how == "max" else sum(found) / len(found)
+        )
+    energy, hours = combined.get(T.GPU_ENERGY_WH), combined.get(T.GPU_HOURS)
+    if T.GPU_POWER_AVG_W in combined and energy is not None and hours:
+        combined[T.GPU_POWER_AVG_W] = energy / hours
+    return {key: round(value, 6) for key, value in combined.items()}
+
+
+def format_table(tags: Mapping[str, str], ledger: Mapping[str, float] | None = None) -> str:
+    """Tags (and a run's ledger) as an aligned two-column table, grouped (CPU, memory, ..., Ledger)."""
+    plain: dict[str, str] = {k: v for k, v in tags.items() if T.split_node_key(k) is None}
+    plain.update((key, plain_number(value)) for key, value in (ledger or {}).items())
     if not plain:
         return UNTAGGED
     width = max(len(k) for k in plain)
@@ -126,6 +165,7 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
             for r in members
             if r.info.end_time and r.info.start_time and r.info.status == "FINISHED"
         ]
+        ledgers = [ledger_of(r.data.metrics) for r in members]
         rows.append(
             {
                 **{
@@ -135,10 +175,20 @@ def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
                 "tagged": any(v is not None for v in key),
                 "runs": len(members),
                 "median_duration_s": round(statistics.median(durations), 3) if durations else None,
+                **_totals(ledgers),
             }
         )
     rows.sort(key=lambda r: (not r["tagged"], -int(r["runs"]), str(r["cpu"])))
     return rows
+
+
+def _totals(ledgers: list[dict[str, float]]) -> dict[str, float | None]:
+    """What ``summary`` adds up over a kind's runs (``None`` where no run counted it)."""
+    totals: dict[str, float | None] = {}
+    for key in LEDGER_TOTALS:
+        counted = [ledger[key] for ledger in ledgers if key in ledger]
+        totals[key.removeprefix("sys.")] = round(sum(counted), 6) if counted else None
+    return totals
 
 
 def format_summary(rows: list[dict[str, Any]]) -> str:
@@ -150,13 +200,19 @@ def format_summary(rows: list[dict[str, Any]]) -> str:
         for key, title in T.SUMMARY_COLUMNS
         if any(r.get(key.removeprefix("sys.")) for r in rows)
     ] or [("cpu", "cpu")]
-    header = [title for _, title in columns] + ["runs", "median duration"]
+    totals = [
+        (key.removeprefix("sys."), title)
+        for key, title in LEDGER_TOTALS.items()
+        if any(r.get(key.removeprefix("sys.")) is not None for r in rows)
+    ]
+    header = [title for _, title in columns] + ["runs", "median duration"] + [title for _, title in totals]
     table = []
     for row in rows:
         cells = [str(row.get(name) or "-") for name, _ in columns]
         if not row["tagged"]:
             cells = [UNTAGGED] + ["-"] * (len(cells) - 1)
-        table.append([*cells, str(row["runs"]), format_duration(row["median_duration_s"])])
+        added = ["-" if row.get(name) is None else plain_number(row[name]) for name, _ in totals]
+        table.append([*cells, str(row["runs"]), format_duration(row["median_duration_s"]), *added])
     return aligned([header, *table])
 
 

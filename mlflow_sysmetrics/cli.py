@@ -8,8 +8,10 @@ into the environment or MLflow's global state.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from . import _format
 from . import tags as T
 
 if TYPE_CHECKING:
-    from mlflow.entities import Run
+    from mlflow.entities import Experiment, Run
     from mlflow.tracking import MlflowClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +35,26 @@ OTHER_RUN = "91c0d2e3f4a5b6c7d8e9f0a1b2c3d4e5"
 #: Seconds a tracking server has to accept a connection before the command gives up.
 CONNECT_TIMEOUT = 5.0
 URI_HELP = "Tracking store or server (default: MLFLOW_TRACKING_URI, else a store in this folder)."
+#: How the error for an unknown scheme lists the ones MLflow takes: the common ones first,
+#: then any other the installed MLflow registers (a plugin's), by name.
+SCHEME_ORDER = (
+    "http",
+    "https",
+    "sqlite",
+    "file",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
+#: Schemes served by MLflow's SQL store, which only the full MLflow package (SQLAlchemy) has.
+SQL_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+#: Experiment names ``summary`` lists in its heading before it says "...".
+SHOWN_EXPERIMENTS = 5
+#: A server's address written without its scheme: ``localhost:5000``, ``10.0.0.7:5000/mlflow``.
+_HOST_AND_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}(/\S*)?")
 
 
 def _fail(message: str) -> click.ClickException:
@@ -50,6 +72,71 @@ def _tracking_uri_option(command: F) -> F:
 def _uri(ctx: click.Context, given: str | None) -> str | None:
     """The store named on the subcommand, else on the command, else by MLFLOW_TRACKING_URI."""
     return given or ctx.obj.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def _named(ctx: click.Context, given: str | None, uri: str) -> str:
+    """``uri`` as the user wrote it, so that an error points at where to fix it."""
+    if given or ctx.obj.get("tracking_uri"):
+        return f"--tracking-uri {uri}"
+    return f"MLFLOW_TRACKING_URI={uri}"
+
+
+def _quote(name: str) -> str:
+    """A run or experiment name in double quotes, the one style of every message."""
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _server_hint(uri: str) -> str:
+    """A hint for a server's address written without ``http://``; empty for anything else."""
+    if _HOST_AND_PORT.fullmatch(uri):
+        return f" A server's address starts with http://: did you mean http://{uri}?"
+    return ""
+
+
+def _tracking_schemes() -> list[str] | None:
+    """The URI schemes the installed MLflow has a tracking store for (plugins' included).
+
+    Read from MLflow's tracking store registry, the table MLflow itself picks a store from;
+    ``None`` where an MLflow release no longer has it there.
+    """
+    try:
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+        registered = [str(scheme) for scheme in _tracking_store_registry._registry]
+    except (ImportError, AttributeError):
+        return None
+    rank = {scheme: index for index, scheme in enumerate(SCHEME_ORDER)}
+    return sorted(registered, key=lambda scheme: (rank.get(scheme, len(rank)), scheme))
+
+
+def _check_scheme(uri: str, named: str) -> None:
+    """Fail in one line when MLflow has no tracking store for the URI's scheme.
+
+    MLflow itself would fail later, in the client's constructor, with a traceback about
+    its model registry; this names the scheme and the ones that work instead.
+    """
+    schemes = _tracking_schemes()
+    if schemes is None:
+        return  # the client's constructor fails instead (see _client)
+    from mlflow.utils.uri import get_uri_scheme
+
+    try:
+        scheme: str = get_uri_scheme(uri)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # a database URI with a malformed driver part, as MLflow says it
+        raise _fail(f"{named}: {exc}") from None
+    if scheme in schemes:
+        return
+    if scheme in SQL_SCHEMES:
+        raise _fail(
+            f"{named}: a {scheme} store needs the full MLflow package (SQLAlchemy): "
+            "pip install 'mlflow-sysmetrics[mlflow]'"
+        )
+    hint = _server_hint(uri)
+    close = difflib.get_close_matches(scheme, [s for s in schemes if s], n=1, cutoff=0.6)
+    if not hint and close and uri.lower().startswith(f"{scheme}:"):
+        hint = f" Did you mean {close[0]}{uri[len(scheme) :]}?"
+    takes = ", ".join(s for s in schemes if s) + (", or a path" if "" in schemes else "")
+    raise _fail(f'{named}: MLflow has no tracking store for the scheme "{scheme}".{hint} It takes {takes}.')
 
 
 def _local_path(uri: str) -> str | None:
@@ -97,9 +184,11 @@ def _existing_store(ctx: click.Context, given: str | None) -> str:
             "mlflow.db or mlruns; point at one with --tracking-uri sqlite:///path/to/mlflow.db "
             "or --tracking-uri http://host:5000."
         )
+    _check_scheme(uri, _named(ctx, given, uri))
     path = _local_path(uri)
     if path is not None and not os.path.exists(path):
-        raise _fail(f"no tracking store at {path} ({uri}); reading never creates one.")
+        named = path if path == uri else f"{path} ({uri})"
+        raise _fail(f"no tracking store at {named}; reading never creates one.{_server_hint(uri)}")
     if urlsplit(uri).scheme in ("http", "https"):
         _reach(uri)
     return uri
@@ -107,8 +196,59 @@ def _existing_store(ctx: click.Context, given: str | None) -> str:
 
 def _client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
+    from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except UnsupportedModelRegistryStoreURIException as exc:  # where _check_scheme could not look
+        raise _fail(f"MLflow cannot use {uri}: {exc}") from None
+
+
+def _not_tracking_api(exc: BaseException) -> bool:
+    """Whether the server answered, but not as MLflow's REST API answers.
+
+    A 404 that is not MLflow's JSON error (a wrong path under the server, another service
+    on that port), a success that is not JSON (a web page: the UI's address, a login page),
+    or a JSON error without MLflow's ``error_code``. MLflow's own "no such run" is a JSON
+    error with ``RESOURCE_DOES_NOT_EXIST``, which none of these is.
+    """
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, RestException):
+        body = getattr(exc, "json", None)
+        return isinstance(body, dict) and "error_code" not in body
+    if isinstance(exc, MlflowException):
+        return exc.error_code == "ENDPOINT_NOT_FOUND" or "not in a valid JSON format" in exc.message
+    return False
+
+
+def _wrong_api(uri: str, exc: BaseException) -> click.ClickException:
+    """The error for a server that answered, but not as MLflow: name the address, not the run."""
+    status = re.search(r"failed with error code (\d+)", str(exc))
+    page = "<html" in str(exc).lower() or "<!doctype" in str(exc).lower()
+    answer = " ".join(
+        ["answered", *([status.group(1)] if status else []), *(["with a web page"] if page else [])]
+    )
+    parts = urlsplit(uri)
+    root = f"{parts.scheme}://{parts.netloc}"
+    # Whatever follows the host: a path the server does not serve, a UI page's "#/...".
+    extra = uri[len(root) :].rstrip("/") if uri.lower().startswith(root.lower()) else parts.path
+    if extra:
+        return _fail(
+            f"{uri}: the server {answer}, not as MLflow's tracking API: the path is wrong. "
+            f"An MLflow server serves its API from its root, as in {root}."
+        )
+    return _fail(
+        f"{uri}: the server {answer}, but not as an MLflow tracking server does. "
+        "Is it one, and is this its port?"
+    )
+
+
+def _store_error(uri: str, exc: BaseException, doing: str) -> click.ClickException:
+    """One line for a store that failed while ``doing``: a wrong server first, else MLflow's words."""
+    if _not_tracking_api(exc):
+        return _wrong_api(uri, exc)
+    return _fail(f"{doing} {uri}: {exc}")
 
 
 def _get_run(client: MlflowClient, uri: str, run_id: str) -> Run:
@@ -117,6 +257,8 @@ def _get_run(client: MlflowClient, uri: str, run_id: str) -> Run:
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
+        if _not_tracking_api(exc):
+            raise _wrong_api(uri, exc) from None
         code = str(getattr(exc, "error_code", ""))
         if "RESOURCE_DOES_NOT_EXIST" in code or "not found" in str(exc).lower():
             raise _fail(f"no run {run_id} in {uri}") from None
@@ -170,6 +312,7 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
       mlflow-sysmetrics show 3f2a9c1e0b7d4e5f8a6b1c2d3e4f5a6b
     """
     heading = ""
+    ledger: dict[str, float] = {}
     if run_id is None:
         from ._engine import collect
 
@@ -179,15 +322,17 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
         client = _client(uri)
         run = _get_run(client, uri, run_id)
         tags = _system_tags(run)
+        ledger = _format.ledger_of(run.data.metrics)
         heading = f"Run {run_id}{_run_label(client, run)}\n\n"
     nodes = _format.nodes_of(tags)
     if as_json:
-        _emit_json({"tags": tags, "nodes": nodes} if nodes else tags)
+        extra = {**({"nodes": nodes} if nodes else {}), **({"ledger": ledger} if ledger else {})}
+        _emit_json({"tags": tags, **extra} if extra else tags)
         return
     if run_id is not None and not tags:
         click.echo(f"{heading}has no system tags; tag it with: mlflow-sysmetrics log {run_id}")
         return
-    text = heading + _format.format_table(tags)
+    text = heading + _format.format_table(tags, ledger)
     if nodes:
         text += "\n\nNodes\n" + _format.format_nodes(nodes)
     click.echo(text)
@@ -195,12 +340,12 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
 
 def _run_label(client: MlflowClient, run: Run) -> str:
     """`` ("name") in experiment "x"`` for a heading; what cannot be read is left out."""
-    name = f' ("{run.info.run_name}")' if run.info.run_name else ""
+    name = f" ({_quote(run.info.run_name)})" if run.info.run_name else ""
     try:
         experiment = client.get_experiment(run.info.experiment_id).name
     except Exception:  # the heading is a courtesy: never fail the command for it
         experiment = run.info.experiment_id
-    return f'{name} in experiment "{experiment}"'
+    return f"{name} in experiment {_quote(experiment)}"
 
 
 @main.command()
@@ -225,6 +370,8 @@ def log(
 
     A run that already carries system tags keeps them: the same ones are not written again,
     and different ones (from another machine) are kept unless --overwrite is given.
+    --snapshot logs the snapshot whenever the run's tags are this machine's, also when they
+    were there already.
 
     \b
     Example:
@@ -236,25 +383,34 @@ def log(
     from .runs import tag_run
 
     try:
-        outcome = tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite)
+        # warn=False: the kept facts are said below, once, in the command's words
+        # (tag_run's own warning names the Python API's overwrite=True).
+        outcome = tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite, warn=False)
     except Exception as exc:
-        raise _fail(f"could not tag run {run_id}: {exc}") from None
+        raise _store_error(uri, exc, f"could not tag run {run_id} in") from None
     if outcome.kept:
         first = "; ".join(
             f"{key} is {run!r} on the run, {here!r} here"
             for key, (run, here) in list(outcome.kept.items())[:3]
         )
+        # What to do comes before the differences: a long list is cut at the line's end.
         raise _fail(
-            f"run {run_id} already carries system tags from another machine ({first}); kept them. "
-            "Add --overwrite to replace them."
+            f"run {run_id} already carries system tags from another machine; kept them and wrote "
+            f"nothing. Add --overwrite to replace them. First differences: {first}"
         )
     written = _format.ordered(outcome.written)
     if as_json:
         _emit_json(written)
-    elif written:
-        click.echo(f"Tagged run {run_id}:\n" + _format.format_table(written))
+        return
+    if written:
+        text = f"Tagged run {run_id}:\n\n" + _format.format_table(written)
+    elif outcome.snapshot:
+        text = f"Run {run_id} already carries this machine's system tags; no tags written."
     else:
-        click.echo(f"Run {run_id} already carries this machine's system tags; nothing written.")
+        text = f"Run {run_id} already carries this machine's system tags; nothing written."
+    if outcome.snapshot:
+        text += f"\n\nLogged the snapshot {outcome.snapshot} to the run's artifacts."
+    click.echo(text)
 
 
 @main.command()
@@ -304,7 +460,15 @@ def diff(
 
 
 @main.command()
-@click.option("--experiment", "experiment_name", required=True, help="Name of the experiment.")
+@click.option(
+    "--experiment",
+    "experiment",
+    default=None,
+    metavar="NAME_OR_ID",
+    help="The experiment's name, or its id (the number the UI shows); a name wins over an equal id. "
+    "Default: MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID when set, else every experiment "
+    "that is not deleted.",
+)
 @click.option(
     "--filter",
     "filter_string",
@@ -320,7 +484,7 @@ def diff(
 def summary(
     ctx: click.Context,
     *,
-    experiment_name: str,
+    experiment: str | None,
     filter_string: str,
     max_runs: int | None,
     as_json: bool,
@@ -333,40 +497,140 @@ def summary(
     and the frameworks; each row gives how many runs used it and their median duration
     (finished runs). Runs without system tags have a row of their own.
 
+    --experiment takes a name or an id. A value that is both (an experiment named "3" in a
+    store that also has an experiment with id 3) means the name: every experiment can be
+    named by its name, and the note on standard error names the other. Without
+    --experiment: the one MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID names (as MLflow
+    reads them), else every experiment that is not deleted. The first line says which.
+
     \b
     Examples:
+      mlflow-sysmetrics summary
       mlflow-sysmetrics summary --experiment training
+      mlflow-sysmetrics summary --experiment 0
       mlflow-sysmetrics summary --experiment training --filter "params.lr = '0.01'" --max-runs 5000
     """
     uri = _existing_store(ctx, tracking_uri)
     client = _client(uri)
+    experiments, heading = _chosen_experiments(client, uri, experiment)
     try:
-        experiment = client.get_experiment_by_name(experiment_name)
+        ids = [e.experiment_id for e in experiments]
+        runs = list(_runs(client, ids, filter_string, max_runs)) if ids else []
     except Exception as exc:
-        raise _fail(f"could not read experiments from {uri}: {exc}") from None
-    if experiment is None:
-        raise _fail(f"no experiment named {experiment_name!r} in {uri}")
-    try:
-        runs = list(_runs(client, experiment.experiment_id, filter_string, max_runs))
-    except Exception as exc:
-        raise _fail(f"could not read the runs of {experiment_name!r} from {uri}: {exc}") from None
+        raise _store_error(uri, exc, "could not read the runs from") from None
     rows = _format.summarize(runs)
     if as_json:
-        _emit_json({"experiment": experiment_name, "runs": len(runs), "kinds": rows})
+        _emit_json(
+            {
+                "experiment": experiments[0].name if len(experiments) == 1 else None,
+                "experiments": [{"id": e.experiment_id, "name": e.name} for e in experiments],
+                "runs": len(runs),
+                "kinds": rows,
+            }
+        )
         return
-    click.echo(_format.format_summary(rows))
+    count = f"{len(runs)} run" + ("" if len(runs) == 1 else "s")
+    click.echo(f"{heading}: {count}\n\n" + _format.format_summary(rows))
+
+
+def _chosen_experiments(client: MlflowClient, uri: str, value: str | None) -> tuple[list[Experiment], str]:
+    """The experiments ``summary`` reads, and a heading that names them and why those."""
+    if value is not None:
+        found = _experiment(client, uri, value)
+        return [found], f"Experiment {_quote(found.name)} (id {found.experiment_id})"
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
+    wanted_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
+    if name is not None:
+        # As MLflow reads the two variables: the name first, and an id that contradicts it
+        # is an error. Unlike MLflow, a read never creates the experiment.
+        try:
+            named = client.get_experiment_by_name(name)
+        except Exception as exc:
+            raise _store_error(uri, exc, "could not read experiments from") from None
+        if named is None:
+            raise _fail(f"MLFLOW_EXPERIMENT_NAME={name} names no experiment in {uri}")
+        if wanted_id is not None and wanted_id != named.experiment_id:
+            raise _fail(
+                f"MLFLOW_EXPERIMENT_NAME={name} is experiment {named.experiment_id}, but "
+                f"MLFLOW_EXPERIMENT_ID={wanted_id}; unset one, or name the experiment with --experiment."
+            )
+        return [named], f"Experiment {_quote(named.name)} (id {named.experiment_id}, MLFLOW_EXPERIMENT_NAME)"
+    if wanted_id is not None:
+        by_id = _experiment_by_id(client, uri, wanted_id)
+        if by_id is None:
+            raise _fail(f"MLFLOW_EXPERIMENT_ID={wanted_id} names no experiment in {uri}")
+        return [by_id], f"Experiment {_quote(by_id.name)} (id {by_id.experiment_id}, MLFLOW_EXPERIMENT_ID)"
+    every = _active_experiments(client, uri)
+    names = ", ".join(_quote(e.name) for e in every[:SHOWN_EXPERIMENTS])
+    more = ", ..." if len(every) > SHOWN_EXPERIMENTS else ""
+    return every, f"All experiments ({len(every)}: {names}{more})"
+
+
+def _experiment(client: MlflowClient, uri: str, value: str) -> Experiment:
+    """The experiment named ``value``, else the one whose id it is."""
+    try:
+        named = client.get_experiment_by_name(value)
+    except Exception as exc:
+        raise _store_error(uri, exc, "could not read experiments from") from None
+    # Ids are numbers in every store MLflow has; only a number is looked up as one.
+    by_id = _experiment_by_id(client, uri, value) if value.isascii() and value.isdigit() else None
+    if named is not None:
+        if by_id is not None and by_id.experiment_id != named.experiment_id:
+            click.echo(
+                f"Note: {_quote(value)} is the name of experiment {named.experiment_id} and the id of "
+                f"experiment {_quote(by_id.name)}; summarising the one named {_quote(value)} "
+                f"(--experiment {_quote(by_id.name)} for the other).",
+                err=True,
+            )
+        return named
+    if by_id is not None:
+        return by_id
+    also = f" or with the id {value}" if value.isascii() and value.isdigit() else ""
+    raise _fail(f"no experiment named {_quote(value)}{also} in {uri}")
+
+
+def _experiment_by_id(client: MlflowClient, uri: str, experiment_id: str) -> Experiment | None:
+    """The experiment with this id; ``None`` when the store has none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found: Experiment = client.get_experiment(experiment_id)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") and not _not_tracking_api(
+            exc
+        ):
+            return None
+        raise _store_error(uri, exc, "could not read experiments from") from None
+    except Exception as exc:
+        raise _store_error(uri, exc, "could not read experiments from") from None
+    return found
+
+
+def _active_experiments(client: MlflowClient, uri: str) -> list[Experiment]:
+    """Every experiment that is not deleted, by name."""
+    found: list[Experiment] = []
+    token = None
+    try:
+        while True:
+            page = client.search_experiments(max_results=1000, order_by=["name ASC"], page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+    except Exception as exc:
+        raise _store_error(uri, exc, "could not read experiments from") from None
 
 
 def _runs(
-    client: MlflowClient, experiment_id: str, filter_string: str, max_runs: int | None
+    client: MlflowClient, experiment_ids: list[str], filter_string: str, max_runs: int | None
 ) -> Iterator[Any]:
-    """The experiment's runs, page by page, with a count on standard error when it is a terminal."""
+    """The experiments' runs, page by page, with a count on standard error when it is a terminal."""
     progress = sys.stderr.isatty()
     token = None
     seen = 0
     while True:
         want = 1000 if max_runs is None else min(1000, max_runs - seen)
-        page = client.search_runs([experiment_id], filter_string, max_results=want, page_token=token)
+        page = client.search_runs(experiment_ids, filter_string, max_results=want, page_token=token)
         for run in page:
             seen += 1
             yield run
@@ -393,7 +657,13 @@ def demo(ctx: click.Context, experiment_name: str, tracking_uri: str | None) -> 
     Example:
       mlflow-sysmetrics demo
     """
-    uri = _uri(ctx, tracking_uri) or "sqlite:///mlflow.db"
+    given = _uri(ctx, tracking_uri)
+    uri = given or "sqlite:///mlflow.db"
+    if given is not None:
+        _check_scheme(given, _named(ctx, tracking_uri, given))
+        # MLflow would make a store in a folder named after the server's address.
+        if _server_hint(given) and not os.path.exists(given):
+            raise _fail(f"no tracking store at {given}, and demo makes none there.{_server_hint(given)}")
     if urlsplit(uri).scheme in ("http", "https"):
         _reach(uri)
     from .runs import log_sysmetrics
@@ -412,16 +682,68 @@ def demo(ctx: click.Context, experiment_name: str, tracking_uri: str | None) -> 
             f"the local store needs the full MLflow package ({exc.name} is missing): "
             "pip install 'mlflow-sysmetrics[mlflow]'"
         ) from None
+    except click.ClickException:
+        raise
     except Exception as exc:
-        raise _fail(f"could not write a run to {uri}: {exc}") from None
+        raise _store_error(uri, exc, "could not write a run to") from None
     tags = _system_tags(_get_run(client, uri, run.info.run_id))
-    click.echo(f"Run {run.info.run_id} in experiment {experiment_name!r} ({uri}) has these system tags:\n")
+    click.echo(
+        f"Run {run.info.run_id} in experiment {_quote(experiment_name)} ({uri}) has these system tags:\n"
+    )
     click.echo(_format.format_table(tags))
     if uri.startswith("sqlite:"):
         ui = f"mlflow ui --backend-store-uri {uri}"
         link = f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"
         click.echo(f"\nSee them in the MLflow UI:\n  {ui}\n  then open {link}")
     click.echo("\nTag every run implicitly with: export MLFLOW_RUN_CONTEXT_PROVIDER=sysmetrics")
+
+
+@main.command(name="run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--experiment",
+    default=None,
+    help="Experiment name or id (default: MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID, else Default).",
+)
+@click.option("--run-name", default=None, help="Name of the run it starts.")
+@_tracking_uri_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    *,
+    experiment: str | None,
+    run_name: str | None,
+    tracking_uri: str | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND inside a run that counts what it used; exit with COMMAND's code.
+
+    Starts a run tagged with this machine's facts (or joins the one MLFLOW_RUN_ID names),
+    gives COMMAND MLFLOW_RUN_ID so that its own MLflow calls log into that run, passes
+    signals on, and when COMMAND exits writes what it and its children used (energy,
+    peak memory, GPU hours: the run's ledger) and ends the run it started.
+
+    \b
+    Example:
+      mlflow-sysmetrics run -- python train.py --epochs 3
+    """
+    import mlflow
+
+    uri = _uri(ctx, tracking_uri) or mlflow.get_tracking_uri()
+    if urlsplit(uri).scheme in ("http", "https"):
+        _reach(uri)
+    from ._run_command import run_program
+
+    try:
+        run_id, code = run_program(command, _client(uri), experiment=experiment, run_name=run_name)
+    except FileNotFoundError as exc:
+        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except PermissionError as exc:
+        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except Exception as exc:
+        raise _fail(f"could not run {command[0]!r} in a run at {uri}: {exc}") from None
+    click.echo(f"mlflow-sysmetrics: run {run_id} ({uri}); {command[0]} exited with {code}", err=True)
+    ctx.exit(code)
 
 
 def script() -> None:

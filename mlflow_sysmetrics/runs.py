@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 import wrapt
 
-from . import _shared_run
+from . import _ledger, _shared_run
 from . import tags as T
 from ._engine import collect, handing_over
 from ._engine import snapshot as _snapshot
@@ -66,6 +66,8 @@ class Tagging(NamedTuple):
     written: dict[str, str]
     #: Facts the run already carries that differ from this machine's: key -> (run, here).
     kept: dict[str, tuple[str | None, str | None]]
+    #: The artifact path of the snapshot logged to the run, if one was.
+    snapshot: str | None = None
 
 
 def write_tags(
@@ -113,14 +115,27 @@ def _artifact(node: int) -> str:
     return SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
 
 
-def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwrite: bool = False) -> Tagging:
-    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome."""
+def tag_run(
+    run_id: str,
+    client: MlflowClient,
+    *,
+    snapshot: bool = False,
+    overwrite: bool = False,
+    warn: bool = True,
+) -> Tagging:
+    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome.
+
+    A run kept whole (it carries another machine's facts) is logged as a warning unless
+    ``warn`` is false: a caller that reports :attr:`Tagging.kept` itself (the command line)
+    says it once, in its own words. ``snapshot`` logs the snapshot whenever the run's facts
+    are this machine's, also when they were there already.
+    """
     tags, node = _this_process_tags()
     if node is None:
         return Tagging(tags, {})
     overwrite = overwrite or _shared_run.replaces_creators_facts(distributed.current())
     outcome = write_tags(client, run_id, tags, node, overwrite)
-    if outcome.kept:
+    if outcome.kept and warn:
         shown = "; ".join(
             f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(outcome.kept.items())[:3]
         )
@@ -130,8 +145,11 @@ def tag_run(run_id: str, client: MlflowClient, *, snapshot: bool = False, overwr
             run_id,
             shown,
         )
-    elif snapshot and outcome.written:
+    elif snapshot and not outcome.kept:
+        # Asked for, the snapshot is logged even when the tags were already there: it is
+        # the detail behind them, and a run tagged without one would otherwise never get it.
         client.log_dict(run_id, _snapshot(), _artifact(node))
+        outcome = outcome._replace(snapshot=_artifact(node))
     return outcome
 
 
@@ -220,14 +238,16 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
     active = mlflow.active_run()
     if not start_run_kwargs and active is not None:
         _tag_open_run(active.info.run_id, snapshot)
-        yield active
+        with _counted(active.info.run_id, _this_process_node()):
+            yield active
         return
 
     if start_run_kwargs.get("run_id"):  # an existing run: its facts are checked, not overwritten
         run = mlflow.start_run(**start_run_kwargs)
         with run:
             _tag_open_run(run.info.run_id, snapshot)
-            yield run
+            with _counted(run.info.run_id, _this_process_node()):
+                yield run
         return
     user_tags = dict(start_run_kwargs.pop("tags", None) or {})
     ours = collect()
@@ -239,7 +259,56 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
                 mlflow.log_dict(_snapshot(), SNAPSHOT_ARTIFACT)
             except Exception as exc:
                 _LOG.warning("could not log %s: %s", SNAPSHOT_ARTIFACT, exc)
-        yield run
+        with _counted(run.info.run_id, 0):
+            yield run
+
+
+def _this_process_node() -> int | None:
+    """The node whose keys this process writes on a run it did not create (``None``: none)."""
+    info = distributed.current()
+    if not _shared_run.is_shared(info):
+        return 0
+    return _shared_run.writing_node(info)
+
+
+@contextmanager
+def _counted(run_id: str, node: int | None) -> Iterator[None]:
+    """The run's ledger over the block, written to the run as node ``node``.
+
+    Counters are read on entry, and on exit (raised or not) read again and written in one
+    request. Never fails the block.
+    """
+    span = _ledger.start() if node is not None else None
+    try:
+        yield
+    finally:
+        if span is not None and node is not None:
+            close_ledger(span, run_id, node)
+
+
+def close_ledger(span: _ledger.Span, run_id: str, node: int, client: MlflowClient | None = None) -> None:
+    """Finish ``span`` and write its ledger to run ``run_id``; a failure is one warning."""
+    try:
+        write_ledger(client or _default_client(), run_id, span.finish(), node)
+    except Exception as exc:
+        _LOG.warning("could not write the run's ledger to run %s: %s", run_id, exc)
+
+
+def write_ledger(client: MlflowClient, run_id: str, ledger: _ledger.Ledger, node: int) -> None:
+    """The ledger's metrics and ``sys.ledger`` (node ``node``'s keys) in one request."""
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(T.node_key(key, node), value, now, 0) for key, value in ledger.metrics.items()]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(T.node_key(T.LEDGER, node), ledger.text)])
+
+
+def _default_client() -> MlflowClient:
+    import mlflow
+
+    return mlflow.MlflowClient()
 
 
 def _sync_wrapper(options: dict[str, Any]) -> Callable[..., Any]:

@@ -20,6 +20,8 @@ ENV_INCLUDE = "MLFLOW_SYSMETRICS_INCLUDE"
 ENV_EXCLUDE = "MLFLOW_SYSMETRICS_EXCLUDE"
 ENV_ROOT = "MLFLOW_SYSMETRICS_ROOT"
 ENV_PREFETCH = "MLFLOW_SYSMETRICS_PREFETCH"
+ENV_LEDGER = "MLFLOW_SYSMETRICS_LEDGER"
+ENV_GRID = "MLFLOW_SYSMETRICS_GRID_GCO2_KWH"
 
 DEFAULT_TIMEOUT = 1.0
 #: Longest deadline honoured: a run waits at most this long to start.
@@ -128,17 +130,51 @@ _OFF = frozenset({"0", "false", "no", "off"})
 _ON = frozenset({"", "1", "true", "yes", "on"})
 
 
-def prefetch_enabled() -> bool:
-    """Whether ``MLFLOW_SYSMETRICS_PREFETCH`` lets implicit tagging gather ahead (the default)."""
-    raw = os.environ.get(ENV_PREFETCH)
+def _switch(variable: str) -> bool:
+    """A switch that is on unless ``variable`` says 0 (false, no, off); a bad value warns once."""
+    raw = os.environ.get(variable)
     if raw is None:
         return True
     value = raw.strip().lower()
     if value in _OFF:
         return False
     if value not in _ON:
-        warn_once(ENV_PREFETCH, raw, "expected 1 or 0 (also true/false, yes/no, on/off); using the default 1")
+        warn_once(variable, raw, "expected 1 or 0 (also true/false, yes/no, on/off); using the default 1")
     return True
+
+
+def prefetch_enabled() -> bool:
+    """Whether ``MLFLOW_SYSMETRICS_PREFETCH`` lets implicit tagging gather ahead (the default)."""
+    return _switch(ENV_PREFETCH)
+
+
+def ledger_enabled() -> bool:
+    """Whether ``MLFLOW_SYSMETRICS_LEDGER`` lets the explicit doors write the run's ledger (the default)."""
+    return _switch(ENV_LEDGER)
+
+
+#: Far above any grid's carbon intensity (coal is about 1,000 g of CO2 per kWh).
+MAX_GRID_GCO2_KWH = 10_000.0
+
+
+def grid_intensity() -> float | None:
+    """``MLFLOW_SYSMETRICS_GRID_GCO2_KWH``: the user's grams of CO2 per kWh, or ``None`` when unset."""
+    raw = os.environ.get(ENV_GRID)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or value > MAX_GRID_GCO2_KWH:
+        warn_once(
+            ENV_GRID,
+            raw,
+            f"expected grams of CO2 per kWh, a number from 0 to {MAX_GRID_GCO2_KWH:g} such as 380; "
+            "no sys.co2_g is written",
+        )
+        return None
+    return value
 
 
 def _parse_root(raw: str | None) -> str:

@@ -45,7 +45,8 @@ class Key(Record):
       :data:`MAX_NAME_LENGTH` characters, else :data:`MAX_FACT_LENGTH`.
     - ``node_column`` / ``summary_column``: its column's title in the per-node table of a
       multi-node run and in ``summary`` (``None``: not a column).
-    - ``metric``: an MLflow metric (a number), not a tag.
+    - ``metric``: an MLflow metric (a number), not a tag; ``combine``: how the values of a
+      multi-node run's nodes make the run's (``sum``, ``max``, ``mean``).
     """
 
     name: str
@@ -59,6 +60,7 @@ class Key(Record):
     node_column: str | None = None
     summary_column: str | None = None
     metric: bool = False
+    combine: str | None = None
 
 
 #: Every key, by name, in the README's order.
@@ -131,10 +133,26 @@ DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
 SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
 #: Written (not collected) on a run an engine made away from its work: where the facts were read.
 COLLECTED_ON = _row("sysmetrics.collected_on", "Distributed", varies="process", scope="job")
+LEDGER = _row("sys.ledger", "Ledger", varies="process")
+# The run's ledger (metrics, written when a run ends; see _ledger): summed over a run's nodes
+# where they add up, else their most.
+GPU_ENERGY_WH = _row("sys.gpu_energy_wh", "Ledger", metric=True, combine="sum")
+GPU_POWER_AVG_W = _row("sys.gpu_power_avg_w", "Ledger", metric=True, combine="mean")
+CPU_ENERGY_WH = _row("sys.cpu_energy_wh", "Ledger", metric=True, combine="sum")
+GPU_THROTTLE_POWER_PCT = _row("sys.gpu_throttle_power_pct", "Ledger", metric=True, combine="max")
+GPU_THROTTLE_THERMAL_PCT = _row("sys.gpu_throttle_thermal_pct", "Ledger", metric=True, combine="max")
+GPU_MEMORY_PEAK_GB = _row("sys.gpu_memory_peak_gb", "Ledger", metric=True, combine="max")
+MEMORY_PEAK_GB = _row("sys.memory_peak_gb", "Ledger", metric=True, combine="max")
+GPU_ECC_ERRORS = _row("sys.gpu_ecc_errors", "Ledger", metric=True, combine="sum")
+GPU_PCIE_REPLAYS = _row("sys.gpu_pcie_replays", "Ledger", metric=True, combine="sum")
+GPU_HOURS = _row("sys.gpu_hours", "Ledger", metric=True, combine="sum")
+CO2_G = _row("sys.co2_g", "Ledger", metric=True, combine="sum")
 ERROR = _row("sysmetrics.error", "Errors", varies="process")
 
-#: Every key :func:`mlflow_sysmetrics.collect` can write, in display order.
+#: Every tag key the package writes, in display order.
 ALL_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if not key.metric)
+#: The run's ledger's metrics, in display order.
+METRIC_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if key.metric)
 #: The facts likeliest to explain why one run is slower than another on similar hardware.
 PERFORMANCE_KEYS: tuple[str, ...] = tuple(name for name, key in TABLE.items() if key.performance)
 #: Keys written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for them.

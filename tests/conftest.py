@@ -48,6 +48,42 @@ _SCRUBBED = {
 _SHELL_TOOLS = ("sh", "cat", "sleep", "head", "yes", "printf", "env")
 
 
+#: The repository's root folder.
+_REPO = Path(__file__).resolve().parents[1]
+#: What MLflow (a store, its artifacts) and a build leave in the folder they run in.
+_LITTER = ("mlruns", "mlflow.db", "mlartifacts", "build", "dist", "*.egg-info")
+
+
+def _litter() -> dict[str, list[tuple[str, int]]]:
+    """Each litter path in the repository root, with its entries and their modification times.
+
+    The entries' times show a run written into a ``mlruns`` that was there before; only one
+    level is read, so a big store left by hand costs nothing.
+    """
+    found: dict[str, list[tuple[str, int]]] = {}
+    for pattern in _LITTER:
+        for path in _REPO.glob(pattern):
+            entries = [("", path.stat().st_mtime_ns)]
+            if path.is_dir():
+                entries += sorted((entry.name, entry.stat().st_mtime_ns) for entry in os.scandir(path))
+            found[path.name] = entries
+    return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_litter_in_the_repository() -> Iterator[None]:
+    """Tests write to temporary folders only: a test run that adds to these in the root fails."""
+    before = _litter()
+    yield
+    after = _litter()
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    if changed:
+        pytest.fail(
+            f"the tests wrote {', '.join(changed)} in the repository root ({_REPO}); "
+            "write to tmp_path (a local store: the local_store fixture; a build: a copy of the tree)"
+        )
+
+
 def fixture_root(name: str) -> Path:
     """The replayed machine ``name`` under ``tests/fixtures``."""
     path = FIXTURES / name
@@ -122,7 +158,8 @@ def nvidia_smi_stand_in(description: Path, before: str = "") -> str:
     The stand-in (``tests/fakes/nvidia_smi.py``) answers from ``description``, a machine's
     ``commands/nvidia-smi.json``.
     """
-    return f'{before}\nexec "{sys.executable}" "{FAKES / "nvidia_smi.py"}" "{description}" "$@"'
+    # -I -S: no site-packages (nor coverage started in it), a start twice as quick under load
+    return f'{before}\nexec "{sys.executable}" -I -S "{FAKES / "nvidia_smi.py"}" "{description}" "$@"'
 
 
 @pytest.fixture
@@ -160,6 +197,11 @@ def fake_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell_tools: 
             description = recordings / "nvidia-smi.json"
             if description.is_file():  # answered from a description of the GPUs, any fields asked
                 programs["nvidia-smi"] = nvidia_smi_stand_in(description)
+                # A Python program takes its time to start on a loaded machine (tests in
+                # parallel): these tests are about facts, so the deadline is generous unless
+                # the test chose one (before this, or after it: monkeypatch wins).
+                if "MLFLOW_SYSMETRICS_TIMEOUT" not in os.environ:
+                    monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "30")
             for name in ("nvidia-smi", "rocm-smi", "sysctl", "system_profiler", "powershell"):
                 if name not in programs and any(p.name.startswith(name) for p in recordings.iterdir()):
                     programs[name] = (

@@ -19,12 +19,25 @@
  *                                         NOT_SUPPORTED without this line)
  *   ecc <index> <0|1>                    (nvmlDeviceGetEccMode: current = pending = the value;
  *                                         NOT_SUPPORTED without this line, as on GeForce boards)
+ *   counter <index> <name> <v1> [<v2> ...] (a cumulative counter: the first read answers v1, the
+ *                                         next v2, and so on, the last repeating; names: energy
+ *                                         (mJ, nvmlDeviceGetTotalEnergyConsumption), power_violation
+ *                                         and thermal_violation (ns, nvmlDeviceGetViolationStatus
+ *                                         with NVML_PERF_POLICY_POWER / _THERMAL), ecc_uncorrected
+ *                                         (nvmlDeviceGetTotalEccErrors, uncorrected, volatile),
+ *                                         pcie_replays (nvmlDeviceGetPcieReplayCounter);
+ *                                         NOT_SUPPORTED for a counter without a line)
+ *   accounting <index> <0|1> <max bytes>  (nvmlDeviceGetAccountingMode, and the maxMemoryUsage
+ *                                         nvmlDeviceGetAccountingStats reports for any pid)
+ *   process <index> <bytes>               (nvmlDeviceGetComputeRunningProcesses_v3 lists the
+ *                                         calling process holding that much)
  * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_DEVICES 64
 
@@ -38,6 +51,11 @@ typedef struct device {
     unsigned power_mw, pcie_gen, pcie_width;
     int nvlinks, nvlinks_active;
     int ecc, ecc_known;
+    unsigned long long counter_values[5][8];
+    int counter_count[5], counter_reads[5];
+    int accounting, accounting_known;
+    unsigned long long accounting_max, process_bytes;
+    int process_known;
     int slot_error[8];
     struct device *children[8];
     int child_count;
@@ -95,6 +113,31 @@ static void load(void) {
             int index, links, active;
             if (sscanf(line + 7, "%d %d %d", &index, &links, &active) == 3 && index >= 0 && index < MAX_DEVICES) {
                 gpus[index].nvlinks = links; gpus[index].nvlinks_active = active;
+            }
+        } else if (!strncmp(line, "counter ", 8)) {
+            int index, consumed = 0, slot = -1;
+            char name[32];
+            if (sscanf(line + 8, "%d %31s %n", &index, name, &consumed) == 2 && index >= 0 && index < MAX_DEVICES) {
+                const char *names[5] = {"energy", "power_violation", "thermal_violation", "ecc_uncorrected", "pcie_replays"};
+                for (int i = 0; i < 5; i++) if (!strcmp(name, names[i])) slot = i;
+                if (slot >= 0) {
+                    const char *p = line + 8 + consumed;
+                    unsigned long long value; int used;
+                    while (gpus[index].counter_count[slot] < 8 && sscanf(p, "%llu%n", &value, &used) == 1) {
+                        gpus[index].counter_values[slot][gpus[index].counter_count[slot]++] = value;
+                        p += used;
+                    }
+                }
+            }
+        } else if (!strncmp(line, "accounting ", 11)) {
+            int index, mode; unsigned long long max;
+            if (sscanf(line + 11, "%d %d %llu", &index, &mode, &max) == 3 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].accounting = mode; gpus[index].accounting_max = max; gpus[index].accounting_known = 1;
+            }
+        } else if (!strncmp(line, "process ", 8)) {
+            int index; unsigned long long bytes;
+            if (sscanf(line + 8, "%d %llu", &index, &bytes) == 2 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].process_bytes = bytes; gpus[index].process_known = 1;
             }
         } else if (!strncmp(line, "ecc ", 4)) {
             int index, mode;
@@ -218,5 +261,63 @@ int nvmlDeviceGetNvLinkState(device_t *d, unsigned int link, unsigned int *activ
 int nvmlDeviceGetEccMode(device_t *d, unsigned int *current, unsigned int *pending) {
     if (!d->ecc_known) return 3;             /* NVML_ERROR_NOT_SUPPORTED */
     *current = *pending = (unsigned)d->ecc;  /* NVML_FEATURE_ENABLED is 1 */
+    return 0;
+}
+
+int nvmlDeviceGetHandleByUUID(const char *uuid, device_t **handle) {
+    load();
+    for (int i = 0; i < gpu_count; i++)
+        if (!strcmp(gpus[i].uuid, uuid)) { *handle = &gpus[i]; return gpus[i].handle_error; }
+    return 6; /* NVML_ERROR_NOT_FOUND */
+}
+
+static int next_value(device_t *d, int slot, unsigned long long *out) {
+    if (!d->counter_count[slot]) return 3; /* NVML_ERROR_NOT_SUPPORTED */
+    int read = d->counter_reads[slot] < d->counter_count[slot] ? d->counter_reads[slot] : d->counter_count[slot] - 1;
+    d->counter_reads[slot]++;
+    *out = d->counter_values[slot][read];
+    return 0;
+}
+int nvmlDeviceGetTotalEnergyConsumption(device_t *d, unsigned long long *energy) { return next_value(d, 0, energy); }
+typedef struct { unsigned long long referenceTime, violationTime; } violation_t;
+int nvmlDeviceGetViolationStatus(device_t *d, unsigned int policy, violation_t *out) {
+    if (policy > 1) return 3;
+    out->referenceTime = 0;
+    return next_value(d, 1 + (int)policy, &out->violationTime);
+}
+int nvmlDeviceGetTotalEccErrors(device_t *d, unsigned int type, unsigned int counter, unsigned long long *count) {
+    if (type != 1 || counter != 0) return 2; /* only uncorrected, volatile is asked */
+    return next_value(d, 3, count);
+}
+int nvmlDeviceGetPcieReplayCounter(device_t *d, unsigned int *value) {
+    unsigned long long wide;
+    int code = next_value(d, 4, &wide);
+    if (!code) *value = (unsigned int)wide;
+    return code;
+}
+int nvmlDeviceGetAccountingMode(device_t *d, unsigned int *mode) {
+    if (!d->accounting_known) return 3;
+    *mode = (unsigned)d->accounting;
+    return 0;
+}
+typedef struct {
+    unsigned int gpuUtilization, memoryUtilization;
+    unsigned long long maxMemoryUsage, time, startTime;
+    unsigned int isRunning, reserved[5];
+} accounting_t;
+int nvmlDeviceGetAccountingStats(device_t *d, unsigned int pid, accounting_t *stats) {
+    if (!d->accounting_known || !d->accounting) return 3;
+    memset(stats, 0, sizeof *stats);
+    stats->maxMemoryUsage = d->accounting_max;
+    stats->isRunning = 1;
+    return 0;
+}
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } process_t;
+int nvmlDeviceGetComputeRunningProcesses_v3(device_t *d, unsigned int *count, process_t *infos) {
+    if (!d->process_known) { *count = 0; return 0; }
+    if (*count < 1) { *count = 1; return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */ }
+    infos[0].pid = (unsigned)getpid(); infos[0].usedGpuMemory = d->process_bytes;
+    infos[0].gpuInstanceId = infos[0].computeInstanceId = 0xFFFFFFFF;
+    *count = 1;
     return 0;
 }

@@ -7,12 +7,14 @@ across all processes that use it (a torchrun launch, the load test).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -42,24 +44,32 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``mlflow server`` with a SQLite store, waited on until /health answers, stopped after."""
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[Server]:
+    """``mlflow server`` with a SQLite store, waited on until /health answers, stopped after.
+
+    One worker process (MLflow starts four, each importing MLflow: 20 s of CPU on two cores),
+    and a copy of the empty store, its Default experiment's artifacts served as the server
+    would have made them.
+    """
     folder = tmp_path_factory.mktemp("server")
     port = free_port()
     log = folder / "server.log"
+    store = copy_store(empty_store, folder, artifacts="mlflow-artifacts:/0")
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
         "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
+        store,
         "--artifacts-destination",
         str(folder / "artifacts"),
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
     # MLflow 3's server also starts job runners (several huey consumers, busy even when idle);
     # no test uses server-side jobs, and on two cores they would slow every other test.
@@ -95,11 +105,14 @@ class Proxy:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     bodies: list[tuple[str, str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: requests whose body holds this are answered 400 (MLflow's error shape), not forwarded
+    refuse: bytes | None = None
 
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
             self.bodies.clear()
+            self.refuse = None
 
     def count(self, method: str, path_part: str) -> int:
         with self.lock:
@@ -122,6 +135,15 @@ def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
             with proxy.lock:
                 proxy.counts[(self.command, path)] += 1
                 proxy.bodies.append((self.command, path, body))
+                refused = proxy.refuse is not None and proxy.refuse in body
+            if refused:
+                data = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by the test proxy"}'
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             upstream = http.client.HTTPConnection(target, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             upstream.request(self.command, self.path, body=body or None, headers=headers)
@@ -162,15 +184,55 @@ def tracking(counting_proxy: Proxy, monkeypatch: pytest.MonkeyPatch) -> Iterator
     _forget_mlflow_state()
 
 
-@pytest.fixture
-def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A SQLite store in a temporary folder, for tests that need no server."""
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store, made once.
+
+    MLflow builds a new store by running every schema migration (about 6 s here); a copy of
+    this one opens in a few milliseconds.
+    """
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    folder = tmp_path_factory.mktemp("empty-store")
+    before = os.getcwd()
+    os.chdir(folder)  # where MLflow would make ./mlruns
+    try:
+        mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    finally:
+        os.chdir(before)
+    return folder / "mlflow.db"
+
+
+def copy_store(empty: Path, folder: Path, name: str = "mlflow.db", artifacts: str | None = None) -> str:
+    """A copy of the ``empty`` store in ``folder``, as MLflow would have made it there.
+
+    The Default experiment's artifact location is written into a store when it is made; the
+    copy's is ``artifacts``, by default ``folder/mlruns/0`` (a client's store opened in
+    ``folder``).
+    """
+    target = folder / name
+    shutil.copyfile(empty, target)
+    with contextlib.closing(sqlite3.connect(target)) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (artifacts or str(folder / "mlruns" / "0"),),
+        )
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Iterator[str]:
+    """A SQLite store in a temporary folder, for tests that need no server.
+
+    The test runs in that folder: MLflow's SQLite store puts artifacts under ``./mlruns``
+    of the folder it is opened in, which would otherwise be the repository.
+    """
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    uri = copy_store(empty_store, tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    mlflow.MlflowClient(uri).search_experiments()  # the store exists before the test reads it
     yield uri
     _forget_mlflow_state()
 

@@ -15,7 +15,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from mlflow_sysmetrics import _engine, log_sysmetrics, sysmetrics_run
+from mlflow_sysmetrics import _engine, cli, log_sysmetrics, sysmetrics_run
 from mlflow_sysmetrics import tags as T
 from mlflow_sysmetrics.cli import main
 from tests.conftest import fixture_root
@@ -150,22 +150,45 @@ def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch
 
 
 def test_log_keeps_a_run_tagged_from_another_machine(
-    local_store: str, monkeypatch: pytest.MonkeyPatch
+    local_store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A run tagged on the H100 and logged again from a CPU pod: kept whole, nothing written, exit 1."""
+    """A run tagged on the H100 and logged again from a CPU pod: kept whole, nothing written, exit 1.
+
+    Said once, in the command's words: no log line naming the Python API's overwrite=True
+    beside the error (in-process and as the installed script prints it), and no snapshot.
+    """
     run_id = _new_run()
     _on_machine(monkeypatch, "h100-vm")
     log_sysmetrics(run_id)
     before = mlflow.MlflowClient().get_run(run_id).data.tags
     _on_machine(monkeypatch, "cgroup-v2-nested")
-    result = invoke("log", run_id)
+    caplog.clear()
+    result = invoke("log", run_id, "--snapshot")
     assert result.exit_code == 1
     assert "already carries system tags from another machine" in result.output
     assert (
         "sys.cpu is 'Intel(R) Xeon(R) Processor' on the run, 'AMD EPYC 7R13 Processor' here" in result.output
     )
     assert "--overwrite" in result.output
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("mlflow_sysmetrics")] == []
     assert mlflow.MlflowClient().get_run(run_id).data.tags == before
+    assert mlflow.MlflowClient().list_artifacts(run_id) == []
+    env = {**os.environ, "MLFLOW_SYSMETRICS_ROOT": str(fixture_root("cgroup-v2-nested"))}
+    out = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "log", run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(
+        f"Error: run {run_id} already carries system tags from another machine; kept them and wrote "
+        "nothing. Add --overwrite to replace them. First differences: sys.cpu is 'Intel(R) Xeon(R) "
+        "Processor' on the run, 'AMD EPYC 7R13 Processor' here; "
+    )
+    assert "overwrite=True" not in out.stderr
 
 
 def test_log_overwrite_replaces_the_whole_set(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,10 +208,36 @@ def test_log_overwrite_replaces_the_whole_set(local_store: str, monkeypatch: pyt
 def test_log_the_same_machine_again_writes_nothing(local_store: str) -> None:
     """Logging again from the same machine: nothing written, said in a sentence."""
     run_id = _new_run()
-    assert invoke("log", run_id).exit_code == 0
+    first = invoke("log", run_id)
+    assert first.exit_code == 0
+    assert first.output.startswith(f"Tagged run {run_id}:\n\nCPU\n")  # a blank line, as show has
     again = invoke("log", run_id)
     assert again.exit_code == 0
     assert "already carries this machine's system tags; nothing written" in again.output
+
+
+def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str) -> None:
+    """--snapshot on a run already tagged from this machine: the snapshot is written, and said."""
+    client = mlflow.MlflowClient()
+    run_id = _new_run()
+    assert invoke("log", run_id).exit_code == 0
+    assert client.list_artifacts(run_id) == []
+    again = invoke("log", run_id, "--snapshot")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines() == [
+        f"Run {run_id} already carries this machine's system tags; no tags written.",
+        "",
+        "Logged the snapshot sysmetrics/system.json to the run's artifacts.",
+    ]
+    assert [a.path for a in client.list_artifacts(run_id, "sysmetrics")] == ["sysmetrics/system.json"]
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sysmetrics/system.json")
+    with open(path) as handle:
+        assert json.load(handle)["schema"] == 1
+    fresh = _new_run()
+    tagged = invoke("log", fresh, "--snapshot")
+    assert tagged.output.startswith(f"Tagged run {fresh}:\n\nCPU\n")
+    assert tagged.output.endswith("\n\nLogged the snapshot sysmetrics/system.json to the run's artifacts.\n")
+    assert [a.path for a in client.list_artifacts(fresh, "sysmetrics")] == ["sysmetrics/system.json"]
 
 
 def test_summary_of_two_machines(local_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,9 +260,15 @@ def test_summary_of_two_machines(local_store: str, monkeypatch: pytest.MonkeyPat
         "runs": 1,
         "median_duration_s": None,
     }
-    table = invoke("summary", "--experiment", "two-machines").output.splitlines()
-    assert table[0].split()[:5] == ["cpu", "cores", "memory", "GB", "gpu"]
-    assert re.search(r"\b\d+ ms$", table[1])  # a 50 ms run is not "0.0 s"
+    heading, blank, *table = invoke("summary", "--experiment", "two-machines").output.splitlines()
+    assert (heading, blank) == (f'Experiment "two-machines" (id {experiment_id}): 6 runs', "")
+    # sys.frameworks is a column too when an earlier test imported a framework into this process
+    assert table[0].split()[:4] == ["cpu", "cores", "memory", "GB"]
+    assert " gpu " in table[0]
+    assert table[0].endswith("median duration  GPU hours")  # the replayed H100 runs counted one GPU
+    duration = table[1][table[0].index("median duration") :].split("  ")[0]
+    assert re.fullmatch(r"\d+ ms", duration)  # a 50 ms run is not "0.0 s"
+    assert re.fullmatch(r"0\.0000\d+", table[1].split()[-1])  # 3 runs of 50 ms on one GPU, no exponent
     assert table[3].startswith("(no system tags)")
     limited = json.loads(
         invoke("summary", "--experiment", "two-machines", "--max-runs", "2", "--json").output
@@ -247,7 +302,10 @@ def test_bad_input_gives_one_line_and_non_zero(store: str) -> None:
     assert "Traceback" not in missing.output
     nothing = invoke("summary", "--experiment", "no such experiment")
     assert nothing.exit_code == 1
-    assert "no experiment named 'no such experiment'" in nothing.output
+    assert 'no experiment named "no such experiment" in ' in nothing.output
+    number = invoke("summary", "--experiment", "987654")
+    assert number.exit_code == 1
+    assert 'no experiment named "987654" or with the id 987654 in ' in number.output
     assert invoke("diff", "0" * 32, "1" * 32).exit_code == 1
     assert invoke("show", "--bogus").exit_code == 2
     empty = invoke("log", "")
@@ -281,39 +339,22 @@ def test_help_has_examples_with_real_run_ids() -> None:
 
 
 def test_installed_script_and_module(tracking: Proxy, tmp_path: Any) -> None:
-    """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI."""
+    """The console script and python -m are the same command, and respect MLFLOW_TRACKING_URI.
+
+    Four processes: what each subcommand does is tested in this process (``invoke``); here,
+    that the installed ways in reach it, and that its errors reach the terminal as one line.
+    """
     env = dict(os.environ, MLFLOW_TRACKING_URI=tracking.url)
     run_id = _new_run()
     script = script_path("mlflow-sysmetrics")
     first = subprocess.run([script, "log", run_id], capture_output=True, text=True, env=env, timeout=120)
     assert first.returncode == 0, first.stderr
-    for command in ([script_path("mlflow-sysmetrics")], [sys.executable, "-m", "mlflow_sysmetrics"]):
+    for command in ([script], [sys.executable, "-m", "mlflow_sysmetrics"]):
         out = subprocess.run(
             [*command, "show", run_id, "--json"], capture_output=True, text=True, env=env, timeout=120
         )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["sys.cpu_cores"] == str(os.cpu_count())
-    other = _new_run()
-    logged = subprocess.run(
-        [script, "log", other, "--snapshot", "--json"], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert logged.returncode == 0, logged.stderr
-    assert "sys.cpu" in json.loads(logged.stdout)
-    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(other, "sysmetrics")]
-    assert artifacts == ["sysmetrics/system.json"]
-    same = subprocess.run(
-        [script, "diff", run_id, other], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert (same.returncode, same.stdout.split(":")[0]) == (0, "Same hardware")
-    summary = subprocess.run(
-        [script, "summary", "--experiment", "Default", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert summary.returncode == 0, summary.stderr
-    assert sum(kind["runs"] for kind in json.loads(summary.stdout)["kinds"]) >= 2
     bad = subprocess.run([script, "show", "f" * 32], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"Error: no run {'f' * 32} in {tracking.url}"]
@@ -332,6 +373,204 @@ def test_demo_in_a_fresh_folder(tmp_path: Any) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "sys.cpu" in out.stdout
+    assert ' in experiment "sysmetrics-demo" (sqlite:///mlflow.db) has these system tags:\n' in out.stdout
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in out.stdout
     assert (tmp_path / "mlflow.db").exists()
     assert str(REPO) not in out.stdout
+
+
+def _one_line(result: Any) -> str:
+    """The error a command printed: exactly one line, no traceback."""
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: ")
+    return str(line)
+
+
+def test_a_mistyped_scheme_is_one_line_naming_the_schemes(
+    local_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """htp:// on the command line or in MLFLOW_TRACKING_URI: one line, the scheme, those MLflow takes."""
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    port = free_port()
+    run_id = _new_run()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    for args in (
+        ("--tracking-uri", f"htp://127.0.0.1:{port}", "show", run_id),
+        ("log", run_id, "--tracking-uri", f"htp://127.0.0.1:{port}"),
+        ("--tracking-uri", f"htp://127.0.0.1:{port}", "summary"),
+        ("--tracking-uri", f"htp://127.0.0.1:{port}", "demo"),
+    ):
+        line = _one_line(invoke(*args))
+        assert line.startswith(
+            f'Error: --tracking-uri htp://127.0.0.1:{port}: MLflow has no tracking store for the scheme "htp". Did you mean http://127.0.0.1:{port}? It takes http, https, sqlite, file, '
+        )
+        # every scheme MLflow's tracking store registry has, and nothing else
+        takes = line.split(" It takes ", 1)[1].removesuffix(".").removesuffix(", or a path").split(", ")
+        assert set(takes) == set(_tracking_store_registry._registry) - {""}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"htp://127.0.0.1:{port}")
+    line = _one_line(invoke("show", run_id))
+    assert line.startswith(f"Error: MLFLOW_TRACKING_URI=htp://127.0.0.1:{port}: MLflow has no tracking store")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlit:///mlflow.db")
+    assert "Did you mean sqlite:///mlflow.db?" in _one_line(invoke("summary"))
+    # A server's address without http://, which MLflow would read as a path or a scheme.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"127.0.0.1:{port}")
+    hint = f"A server's address starts with http://: did you mean http://127.0.0.1:{port}?"
+    if sys.version_info >= (3, 11):  # a path to MLflow, as to urllib
+        assert _one_line(invoke("show", run_id)) == (
+            f"Error: no tracking store at 127.0.0.1:{port}; reading never creates one. {hint}"
+        )
+    else:  # Python 3.10's urllib reads "127.0.0.1" as the scheme, and so does MLflow there
+        assert _one_line(invoke("show", run_id)) == (
+            f'Error: MLFLOW_TRACKING_URI=127.0.0.1:{port}: MLflow has no tracking store for the scheme "127.0.0.1". '
+            f"{hint} It takes {', '.join(s for s in cli._tracking_schemes() or [] if s)}, or a path."
+        )
+    for command in (("show", run_id), ("demo",)):
+        line = _one_line(invoke("--tracking-uri", f"localhost:{port}", *command))
+        assert f"did you mean http://localhost:{port}?" in line
+    assert not Path(f"127.0.0.1:{port}").exists()  # demo made no store named after the address
+
+
+def test_the_installed_script_says_a_bad_scheme_in_one_line(tmp_path: Path) -> None:
+    """The script a user runs: one line on standard error, where MLflow printed a traceback."""
+    env = dict(os.environ, MLFLOW_TRACKING_URI="htp://127.0.0.1:5000")
+    out = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "summary"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "Error: MLFLOW_TRACKING_URI=htp://127.0.0.1:5000: MLflow has no tracking store for the scheme "
+        '"htp". Did you mean http://127.0.0.1:5000? It takes http, https, sqlite, file, postgresql, mysql, '
+        "mssql, databricks, databricks-uc, uc, or a path."
+    ]
+
+
+def test_a_wrong_server_path_is_named_not_the_run(tracking: Proxy) -> None:
+    """The real server under a path it does not serve, or a UI page's address: the address is wrong."""
+    run_id = _new_run()
+    assert log_sysmetrics(run_id)
+    wrong = f"{tracking.url}/wrongpath"
+    expected = (
+        f"Error: {wrong}: the server answered 404 with a web page, not as MLflow's tracking API: the "
+        f"path is wrong. An MLflow server serves its API from its root, as in {tracking.url}."
+    )
+    for command in (
+        ("show", run_id),
+        ("log", run_id),
+        ("diff", run_id, run_id),
+        ("summary", "--experiment", "Default"),
+        ("summary",),
+        ("demo",),
+    ):
+        assert _one_line(invoke("--tracking-uri", wrong, *command)) == expected
+    page = f"{tracking.url}/#/experiments/0/runs/{run_id}"
+    assert _one_line(invoke("--tracking-uri", page, "show", run_id)) == (
+        f"Error: {page}: the server answered with a web page, not as MLflow's tracking API: the path "
+        f"is wrong. An MLflow server serves its API from its root, as in {tracking.url}."
+    )
+    # The right address still says "no run" for a run that is not there.
+    assert _one_line(invoke("show", "f" * 32)) == f"Error: no run {'f' * 32} in {tracking.url}"
+
+
+def test_a_server_that_is_not_mlflow(tmp_path: Path) -> None:
+    """Another service on the port (a plain web server): it answered, but it is not MLflow."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # its request log would land in the command's captured output
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert _one_line(invoke("--tracking-uri", url, "show", "0" * 32)) == (
+            f"Error: {url}: the server answered 404 with a web page, but not as an MLflow tracking "
+            "server does. Is it one, and is this its port?"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _summarised(*args: str) -> dict[str, Any]:
+    result = invoke("summary", *args, "--json")
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_summary_takes_names_and_ids_and_defaults_to_every_experiment(
+    local_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--experiment takes a name or an id (a name wins); without it, the variables, else every live experiment."""
+    client = mlflow.MlflowClient()
+    ids = {}
+    for name, runs in (("a", 1), ("b", 2), ("gone", 4)):
+        ids[name] = client.create_experiment(name)
+        for _ in range(runs):
+            client.set_terminated(client.create_run(ids[name]).info.run_id)
+    client.delete_experiment(ids["gone"])
+    ids["digits"] = client.create_experiment(ids["a"])  # named like experiment "a"'s id
+    client.set_terminated(client.create_run(ids["digits"]).info.run_id)
+
+    every = _summarised()
+    assert every["experiment"] is None
+    assert sorted(e["name"] for e in every["experiments"]) == sorted(["Default", "a", "b", ids["a"]])
+    assert every["runs"] == 4  # not the deleted experiment's
+    heading = invoke("summary").output.splitlines()[0]
+    assert heading == f'All experiments (4: "{ids["a"]}", "Default", "a", "b"): 4 runs'
+
+    default = _summarised("--experiment", "0")
+    assert (default["experiment"], default["experiments"]) == ("Default", [{"id": "0", "name": "Default"}])
+    assert _summarised("--experiment", ids["b"])["runs"] == 2
+    assert _summarised("--experiment", "b")["runs"] == 2
+    # Both the name of one experiment and the id of another: the name, and a note says so.
+    both = invoke("summary", "--experiment", ids["a"])
+    assert both.exit_code == 0
+    assert both.stdout.splitlines()[0] == f'Experiment "{ids["a"]}" (id {ids["digits"]}): 1 run'
+    assert both.stderr.splitlines() == [
+        f'Note: "{ids["a"]}" is the name of experiment {ids["digits"]} and the id of experiment "a"; '
+        f'summarising the one named "{ids["a"]}" (--experiment "a" for the other).'
+    ]
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "b")
+    assert _summarised()["experiments"] == [{"id": ids["b"], "name": "b"}]
+    assert invoke("summary").output.startswith(
+        f'Experiment "b" (id {ids["b"]}, MLFLOW_EXPERIMENT_NAME): 2 runs\n'
+    )
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", ids["a"])
+    assert _one_line(invoke("summary")) == (
+        f"Error: MLFLOW_EXPERIMENT_NAME=b is experiment {ids['b']}, but MLFLOW_EXPERIMENT_ID={ids['a']}; "
+        "unset one, or name the experiment with --experiment."
+    )
+    assert _summarised("--experiment", "Default")["experiment"] == "Default"  # the option wins
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME")
+    assert _summarised()["experiments"] == [{"id": ids["a"], "name": "a"}]
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "never made")
+    assert (
+        _one_line(invoke("summary"))
+        == f"Error: MLFLOW_EXPERIMENT_NAME=never made names no experiment in {local_store}"
+    )
+    assert client.get_experiment_by_name("never made") is None  # a read creates nothing
+
+
+def test_help_documents_the_experiment_default() -> None:
+    """The summary help says what --experiment takes and what its absence means."""
+    text = " ".join(invoke("summary", "--help").output.split())
+    assert "--experiment NAME_OR_ID" in text
+    assert "a name wins over an equal id" in text
+    assert (
+        "Default: MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID when set, else every experiment that is not deleted."
+        in text
+    )

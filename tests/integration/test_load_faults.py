@@ -91,7 +91,7 @@ def test_a_run_starts_on_a_machine_whose_gpu_tool_hangs(
     with mlflow.start_run() as run:
         elapsed = time.monotonic() - started
     tags = mlflow.MlflowClient().get_run(run.info.run_id).data.tags
-    assert elapsed < 5  # the deadline plus the server round trips, loosely
+    assert elapsed < 30  # the deadline plus the server round trips, not the 60 s of the hang
     assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     assert len(tags["sysmetrics.error"]) <= 500

@@ -13,7 +13,7 @@ import mlflow
 import pytest
 
 from mlflow_sysmetrics import collect
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, copy_store
 
 USAGE = (REPO / "README.md").read_text().split("## Usage", 1)[1].split("\n## ", 1)[0]
 SNIPPETS = re.findall(r"```python\n(.*?)```", USAGE, flags=re.S)
@@ -48,7 +48,9 @@ def _decorator(stdout: str, runs: list[mlflow.entities.Run]) -> None:
 
 def _client_run(stdout: str, runs: list[mlflow.entities.Run]) -> None:
     (run,) = runs
-    assert run.info.status == "RUNNING"  # created by the client, tagged afterwards
+    # Created by the client, tagged afterwards, and ended as a user should end it.
+    assert run.info.status == "FINISHED"
+    assert run.info.end_time is not None
 
 
 def _facts(stdout: str, runs: list[mlflow.entities.Run]) -> None:
@@ -76,15 +78,15 @@ def test_usage_has_the_three_doors_and_every_snippet_a_check() -> None:
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
-def test_snippet_runs_and_does_what_it_says(snippet: str, tmp_path: Path) -> None:
+def test_snippet_runs_and_does_what_it_says(snippet: str, tmp_path: Path, empty_store: Path) -> None:
     """Run in a fresh interpreter against a SQLite store, implicit tagging on as the README says."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = copy_store(empty_store, tmp_path)
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics")
     out = subprocess.run(
         [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
     assert out.returncode == 0, f"exit status {out.returncode}: {out.stderr[-3000:]}"
-    runs = _runs(uri) if (tmp_path / "mlflow.db").exists() else []
+    runs = _runs(uri)
     for run in runs:  # whichever door made it, every run carries the system tags
         assert set(run.data.tags) >= SYSTEM_KEYS, run.data.tags
     for marker, check in CHECKS.items():

@@ -10,6 +10,7 @@ import inspect
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -17,7 +18,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from mlflow_sysmetrics import _engine, collect, log_sysmetrics, sysmetrics_run, with_sysmetrics
-from tests.integration.conftest import Proxy
+from tests.integration.conftest import Proxy, copy_store
 
 SYSTEM_KEYS = {"sys.cpu", "sys.cpu_cores", "sys.memory_gb", "sys.gpu", "sys.os", "sys.python"}
 
@@ -312,11 +313,13 @@ def test_a_runs_facts_belong_to_the_machine_that_ran_it(
     assert "sys.gpu_driver" not in after
 
 
-def test_log_sysmetrics_to_another_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_sysmetrics_to_another_store(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, empty_store: Path
+) -> None:
     """A run of MlflowClient("sqlite:///other.db"): tagged there, and no ./mlflow.db is made."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    uri = copy_store(empty_store, tmp_path, "other.db")
     client = mlflow.MlflowClient(uri)
     run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
     written = log_sysmetrics(run_id, tracking_uri=uri)
@@ -364,7 +367,10 @@ def test_sysmetrics_run_sends_tags_in_the_create_request(
     creates = [json.loads(body) for method, path, body in tracking.bodies if path.endswith("/runs/create")]
     assert len(creates) == 1
     assert {tag["key"] for tag in creates[0]["tags"]} >= SYSTEM_KEYS
-    assert tracking.count("POST", "/runs/log-batch") == 0
+    (ledger,) = [
+        json.loads(body) for method, path, body in tracking.bodies if path.endswith("/runs/log-batch")
+    ]
+    assert [tag["key"] for tag in ledger["tags"]] == ["sys.ledger"]  # the one write at the end: the ledger
     _assert_tagged(run.info.run_id)
 
 

@@ -100,12 +100,19 @@ def test_two_nodes_two_processes_each(tracking: Proxy, tmp_path: Path) -> None:
         writer = next(s["tags"] for s in seen if s["group_rank"] == str(node) and s["writes"])
         assert without_free_space(rank_view["tags"]) == without_free_space(writer)
 
-    tag_writes = [
+    batches = [
         json.loads(body)
         for method, path, body in tracking.bodies
         if path.endswith("/runs/log-batch") and b'"sys.' in body
     ]
+    tag_writes = [b for b in batches if not b.get("metrics")]
+    ledger_writes = [b for b in batches if b.get("metrics")]
     assert len(tag_writes) == 2
     keys = [tag["key"] for write in tag_writes for tag in write["tags"]]
     assert len(keys) == len(set(keys))  # no key written by two processes
+    # Each node's writer counted its node's span: node 0 plain keys, node 1 sys.node1.*, once each.
+    assert len(ledger_writes) == 2
+    metrics = mlflow.MlflowClient().get_run(seen[0]["run_id"]).data.metrics
+    assert {"sys.gpu_hours", "sys.node1.gpu_hours"} <= set(metrics)
+    assert {"sys.ledger", "sys.node1.ledger"} <= set(tags)
     (tmp_path / "shared-run-tags.json").write_text(json.dumps(dict(sorted(tags.items())), indent=1))

@@ -72,13 +72,11 @@ def test_a_stuck_network_mount_costs_one_deadline(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.3")
     started = time.monotonic()
     tags = collect()
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 5  # the deadline, not the 10 s the call hangs
     assert "disk: TimeoutError: statvfs gave no answer before the deadline" in tags["sysmetrics.error"]
     assert "sys.disk_free_gb" not in tags
     assert tags["sys.cpu_cores"] == str(os.cpu_count())
-    started = time.monotonic()
-    again = collect()
-    assert time.monotonic() - started < 0.1
+    again = collect()  # not tried again (the calls below): no second deadline
     assert "statvfs is still stuck from an earlier call" in again["sysmetrics.error"]
     release_helpers(released, "statvfs")
     assert calls == ["mlflow-sysmetrics-statvfs"]
@@ -156,7 +154,7 @@ def test_a_hanging_file_read_is_bounded(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.3")
     started = time.monotonic()
     tags = collect()
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 5  # the deadline: the read itself never ends
     assert tags["sysmetrics.error"] == "cpu: TimeoutError: no answer in 0.3 s"
     assert tags["sys.memory_gb"] == "135.15"
     assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"

@@ -17,11 +17,16 @@ H100 = {
 }
 
 
-def _run(tags: dict[str, str], seconds: float | None = 1.0, status: str = "FINISHED") -> Any:
+def _run(
+    tags: dict[str, str],
+    seconds: float | None = 1.0,
+    status: str = "FINISHED",
+    metrics: dict[str, float] | None = None,
+) -> Any:
     info = SimpleNamespace(
         start_time=1_000, end_time=None if seconds is None else 1_000 + int(seconds * 1000), status=status
     )
-    return SimpleNamespace(info=info, data=SimpleNamespace(tags=tags))
+    return SimpleNamespace(info=info, data=SimpleNamespace(tags=tags, metrics=metrics or {}))
 
 
 def test_keys_in_the_readmes_order_node_keys_after() -> None:
@@ -100,8 +105,18 @@ def test_durations_read_for_people() -> None:
 def test_summary_groups_by_machine_and_labels_untagged_runs() -> None:
     """Most used kind first; untagged runs last under their own label; columns nobody has are dropped."""
     runs = [
-        _run({"sys.cpu": "X", "sys.gpu": "G", "sys.cpu_available": "2"}, 0.04),
-        _run({"sys.cpu": "X", "sys.gpu": "G", "sys.cpu_available": "2"}, 0.06),
+        _run(
+            {"sys.cpu": "X", "sys.gpu": "G", "sys.cpu_available": "2"}, 0.04, metrics={"sys.gpu_hours": 0.5}
+        ),
+        _run(  # a two-node run: its nodes' ledgers add up
+            {"sys.cpu": "X", "sys.gpu": "G", "sys.cpu_available": "2"},
+            0.06,
+            metrics={
+                "sys.node0.gpu_hours": 0.25,
+                "sys.node1.gpu_hours": 0.25,
+                "sys.node1.gpu_energy_wh": 12.5,
+            },
+        ),
         _run({"sys.cpu": "Y", "sys.gpu": "None", "sys.cpu_available": "4", "sys.memory_limit_gb": "8"}, None),
         _run({"mlflow.user": "me"}, 3.0),
     ]
@@ -112,11 +127,12 @@ def test_summary_groups_by_machine_and_labels_untagged_runs() -> None:
         (None, 1, 3.0, False),
     ]
     assert rows[1]["memory_gb"] == "8"  # the container's limit stands for memory
+    assert (rows[0]["gpu_hours"], rows[0]["gpu_energy_wh"], rows[1]["gpu_hours"]) == (1.0, 12.5, None)
     assert _format.format_summary(rows).splitlines() == [
-        "cpu               cores  memory GB  gpu   runs  median duration",
-        "X                 2      -          G     2     50 ms",
-        "Y                 4      8          None  1     -",
-        "(no system tags)  -      -          -     1     3.0 s",
+        "cpu               cores  memory GB  gpu   runs  median duration  GPU hours  GPU energy Wh",
+        "X                 2      -          G     2     50 ms            1          12.5",
+        "Y                 4      8          None  1     -                -          -",
+        "(no system tags)  -      -          -     1     3.0 s            -          -",
     ]
     assert _format.format_summary([]) == "(no runs)"
 
@@ -124,3 +140,16 @@ def test_summary_groups_by_machine_and_labels_untagged_runs() -> None:
 def test_aligned_columns() -> None:
     """Left-aligned columns two spaces apart, no trailing blanks."""
     assert _format.aligned([["a", "bb"], ["ccc", "d"]]) == "a    bb\nccc  d"
+
+
+def test_numbers_of_the_ledger_are_plain() -> None:
+    """Three significant digits, never an exponent a reader must decode."""
+    assert [_format.plain_number(v) for v in (4.5e-05, 0.7821, 1.0, 12.345, 1234.5, 0.0, 250000.0)] == [
+        "0.000045",
+        "0.782",
+        "1",
+        "12.3",
+        "1234",
+        "0",
+        "250000",
+    ]

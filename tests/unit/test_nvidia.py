@@ -273,22 +273,22 @@ def test_nvidia_smi_megabytes(replay: Replay, fake_commands: FakeCommands) -> No
 
 
 def test_nvidia_smi_hang_costs_one_deadline(
-    replay: Replay, fake_commands: FakeCommands, monkeypatch: pytest.MonkeyPatch
+    replay: Replay, fake_commands: FakeCommands, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A wedged nvidia-smi: the call returns near the deadline with the other tags; later calls are free."""
     replay("h100-vm", commands=False)
-    fake_commands(scripts={"nvidia-smi": "sleep 30"})
+    calls = tmp_path / "calls"
+    fake_commands(scripts={"nvidia-smi": f"echo call >> {calls}\nsleep 30"})
     monkeypatch.setenv("MLFLOW_SYSMETRICS_TIMEOUT", "0.5")
     started = time.monotonic()
     tags = collect()
     first = time.monotonic() - started
-    assert first < 1.5  # loosely: under 3x the deadline
+    assert first < 10  # cut off near the deadline, not the 30 s the program would take
     assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
-    started = time.monotonic()
     again = collect()  # the collector that missed its deadline is not waited on again
-    assert time.monotonic() - started < 0.25
     assert "gpu: TimeoutError" in again["sysmetrics.error"]
+    assert calls.read_text().splitlines() == ["call"]  # nvidia-smi was not started again
 
 
 def _run_with_nvml(fake_nvml: Path, spec: str, tmp_path: Path, code: str, **env: str) -> Any:
@@ -388,6 +388,6 @@ def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -
     tags = _run_with_nvml(
         fake_nvml, H100_SPEC + "init_sleep_ms 20000\n", tmp_path, code, MLFLOW_SYSMETRICS_TIMEOUT="0.5"
     )
-    assert float(tags["elapsed"]) < 1.5
+    assert float(tags["elapsed"]) < 10  # the deadline, not the 20 s NVML's init hangs
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     assert "sys.cpu" in tags

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,10 +53,22 @@ def test_public_surface_is_explicit_and_documented() -> None:
 
 
 def test_the_built_wheel_installs_what_users_get(tmp_path: Path) -> None:
-    """Build the wheel, install it in a fresh venv: entry point, console script, py.typed, a working import."""
+    """Build the wheel, install it in a fresh venv: entry point, console script, py.typed, a working import.
+
+    Built from a copy of what the build reads (the root's files and the package):
+    setuptools writes build/ and an .egg-info into the folder it builds, which must not be
+    the repository.
+    """
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO / "mlflow_sysmetrics", source / "mlflow_sysmetrics", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for path in REPO.iterdir():
+        if path.is_file() and not path.name.startswith(".") and path.name != "mlflow.db":
+            shutil.copy2(path, source / path.name)
     wheels = tmp_path / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -92,8 +105,12 @@ def test_the_built_wheel_installs_what_users_get(tmp_path: Path) -> None:
         "  'version': md.version('mlflow-sysmetrics') == m.__version__,\n"
         "}))\n"
     )
+    # The user's fresh venv: no PYTHONPATH pointing back at a checkout.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     found = json.loads(
-        subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+        subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, env=env
+        ).stdout
     )
     assert found["provider"] == ["mlflow_sysmetrics:SysMetricsRunContextProvider"]
     assert found["script"] == ["mlflow_sysmetrics.cli:script"]

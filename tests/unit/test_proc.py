@@ -33,7 +33,7 @@ def test_timeout_kills_the_process_group(tmp_path: Path, fake_commands: FakeComm
     started = time.monotonic()
     with pytest.raises(TimeoutError, match=r"hang gave no answer in 0\.3 s"):
         _proc.run(["hang"], 0.3)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # cut off, not the 30 s the program would take
     time.sleep(1.2)
     assert not mark.exists()
 

@@ -32,6 +32,11 @@ def test_the_readme_documents_every_tag_in_the_table_order() -> None:
     assert _readme_table("## Tags") == [name for name, key in T.TABLE.items() if not key.metric]
 
 
+def test_the_readme_documents_every_metric_of_the_ledger() -> None:
+    """The README's ledger table names the table's metrics, in its order."""
+    assert _readme_table("## What did the run use?") == list(T.METRIC_KEYS)
+
+
 def test_every_platform_collector_writes_only_table_keys() -> None:
     """Each collector's keys come from the table's `source` column, on every platform."""
     for platform in ("linux", "macos", "windows", "other"):

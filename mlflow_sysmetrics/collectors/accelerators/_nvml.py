@@ -4,7 +4,9 @@ Why not ``nvidia-ml-py`` (``pynvml``)? It is a binding to this same library, and
 costs more than the whole pass here before NVML is even initialised (figures in the README's
 Performance section); these dozen calls cost nothing to define. ``nvmlInit`` and
 ``nvmlShutdown`` are reference counted by NVML, so this coexists with other users of NVML
-in the process (MLflow's system metrics, PyTorch); we shut down when done and keep no handle.
+in the process (MLflow's system metrics, PyTorch). The facts' pass shuts down when done and
+keeps no handle; the run's ledger (:func:`counters`) keeps one session open from its first
+reading on, so that a run's two readings cost microseconds, not a driver initialisation.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 
 from ... import _platform, _state
 from ... import tags as T
+from ..._value import Record
 from .device import Device, Inventory
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -46,6 +49,34 @@ class _Memory(ctypes.Structure):
         ("total", ctypes.c_ulonglong),
         ("free", ctypes.c_ulonglong),
         ("used", ctypes.c_ulonglong),
+    ]
+
+
+class _ViolationTime(ctypes.Structure):
+    # nvml.h nvmlViolationTime_t: violationTime is the time held down, in ns
+    _fields_ = [("referenceTime", ctypes.c_ulonglong), ("violationTime", ctypes.c_ulonglong)]
+
+
+class _AccountingStats(ctypes.Structure):
+    # nvml.h nvmlAccountingStats_t
+    _fields_ = [
+        ("gpuUtilization", ctypes.c_uint),
+        ("memoryUtilization", ctypes.c_uint),
+        ("maxMemoryUsage", ctypes.c_ulonglong),
+        ("time", ctypes.c_ulonglong),
+        ("startTime", ctypes.c_ulonglong),
+        ("isRunning", ctypes.c_uint),
+        ("reserved", ctypes.c_uint * 5),
+    ]
+
+
+class _ProcessInfo(ctypes.Structure):
+    # nvml.h nvmlProcessInfo_t, as nvmlDeviceGetComputeRunningProcesses_v3 fills it
+    _fields_ = [
+        ("pid", ctypes.c_uint),
+        ("usedGpuMemory", ctypes.c_ulonglong),
+        ("gpuInstanceId", ctypes.c_uint),
+        ("computeInstanceId", ctypes.c_uint),
     ]
 
 
@@ -271,4 +302,121 @@ def _forget() -> None:
     _load_error = None  # the library may have been installed since
 
 
-_state.register(reset=_forget)
+#: nvml.h: nvmlPerfPolicyType_t, nvmlMemoryErrorType_t, nvmlEccCounterType_t, nvmlEnableState_t.
+NVML_PERF_POLICY_POWER = 0
+NVML_PERF_POLICY_THERMAL = 1
+NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+NVML_VOLATILE_ECC = 0
+NVML_FEATURE_ENABLED = 1
+
+
+class Counters(Record):
+    """One GPU's cumulative counters at one moment (``None``: the GPU does not keep that one).
+
+    ``energy_mj``: millijoules since the driver loaded (Volta and newer);
+    ``power_ns`` / ``thermal_ns``: time its clocks were held down by the power cap / by
+    temperature (nvmlDeviceGetViolationStatus); ``ecc_uncorrected``: uncorrected ECC errors
+    since the driver loaded (volatile); ``pcie_replays``: PCIe replays.
+    """
+
+    name: str
+    energy_mj: int | None = None
+    power_ns: int | None = None
+    thermal_ns: int | None = None
+    ecc_uncorrected: int | None = None
+    pcie_replays: int | None = None
+
+
+_session: ctypes.CDLL | None = None
+_handles: dict[str, ctypes.c_void_p] = {}
+
+
+def _open_session() -> ctypes.CDLL:
+    """NVML initialised and kept so (see the module), once per process."""
+    global _session
+    lib = load()
+    with _lock:
+        if _session is None:
+            _check(lib, "nvmlInit_v2", lib.nvmlInit_v2())
+            _session = lib
+        return _session
+
+
+def _handle(lib: ctypes.CDLL, uuid: str) -> ctypes.c_void_p:
+    handle = _handles.get(uuid)
+    if handle is None:
+        handle = ctypes.c_void_p()
+        _check(
+            lib,
+            "nvmlDeviceGetHandleByUUID",
+            lib.nvmlDeviceGetHandleByUUID(uuid.encode(), ctypes.byref(handle)),
+        )
+        _handles[uuid] = handle
+    return handle
+
+
+def _wide(lib: ctypes.CDLL, function: str, *args: object) -> int | None:
+    value = ctypes.c_ulonglong()
+    return value.value if _optional(lib, function, *args, ctypes.byref(value)) else None
+
+
+def _violation(lib: ctypes.CDLL, handle: ctypes.c_void_p, policy: int) -> int | None:
+    value = _ViolationTime()
+    ok = _optional(lib, "nvmlDeviceGetViolationStatus", handle, ctypes.c_uint(policy), ctypes.byref(value))
+    return int(value.violationTime) if ok else None
+
+
+def counters(uuid: str) -> Counters:
+    """The cumulative counters of the GPU ``uuid`` now (see :class:`Counters`)."""
+    lib = _open_session()
+    handle = _handle(lib, uuid)
+    replays = _unsigned(lib, "nvmlDeviceGetPcieReplayCounter", handle)
+    return Counters(
+        _text(lib, "nvmlDeviceGetName", handle),
+        _wide(lib, "nvmlDeviceGetTotalEnergyConsumption", handle),
+        _violation(lib, handle, NVML_PERF_POLICY_POWER),
+        _violation(lib, handle, NVML_PERF_POLICY_THERMAL),
+        _wide(
+            lib,
+            "nvmlDeviceGetTotalEccErrors",
+            handle,
+            ctypes.c_uint(NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
+            ctypes.c_uint(NVML_VOLATILE_ECC),
+        ),
+        replays,
+    )
+
+
+def memory_peak(uuid: str, pid: int) -> int | None:
+    """The most memory process ``pid`` held on the GPU, by NVML accounting; ``None`` if it is off."""
+    lib = _open_session()
+    handle = _handle(lib, uuid)
+    mode = _unsigned(lib, "nvmlDeviceGetAccountingMode", handle)
+    if mode != NVML_FEATURE_ENABLED:
+        return None
+    stats = _AccountingStats()
+    if not _optional(lib, "nvmlDeviceGetAccountingStats", handle, ctypes.c_uint(pid), ctypes.byref(stats)):
+        return None
+    return int(stats.maxMemoryUsage) or None
+
+
+def memory_held(uuid: str, pid: int) -> int | None:
+    """The memory process ``pid`` holds on the GPU now (its running compute processes' list)."""
+    lib = _open_session()
+    handle = _handle(lib, uuid)
+    count = ctypes.c_uint(64)
+    processes = (_ProcessInfo * 64)()
+    if not _optional(lib, "nvmlDeviceGetComputeRunningProcesses_v3", handle, ctypes.byref(count), processes):
+        return None
+    held = [int(p.usedGpuMemory) for p in processes[: min(count.value, 64)] if p.pid == pid]
+    return sum(held) if held else 0
+
+
+def _forget_session() -> None:
+    # A forked child has no NVML session of its own: it opens one when it first reads.
+    global _session
+    _session = None
+    _handles.clear()
+
+
+_state.register(reset=_forget, after_fork=_forget_session)
