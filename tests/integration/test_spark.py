@@ -31,7 +31,12 @@ from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy
 from tests.integration.engines import machine_facts, require
 
-pytestmark = [pytest.mark.integration, pytest.mark.needs_engines]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.needs_engines,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group("spark"),
+]
 
 #: The machine each executor replays, by executor id, and the driver's.
 EXECUTOR_MACHINES = ("h100-vm", "gcp-vm")
