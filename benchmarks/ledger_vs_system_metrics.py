@@ -20,17 +20,13 @@ others. Prints one table.
 from __future__ import annotations
 
 import argparse
-import http.client
-import http.server
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +34,7 @@ SAMPLING_MS = 10_000  # MLflow's default MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL
 sys.path.insert(0, str(REPO))  # the tests' way to run a fresh interpreter
 
 from tests.fresh import fresh_python  # noqa: E402
+from tests.integration.conftest import Proxy, serve_proxy  # noqa: E402
 
 TRAIN = r"""
 import json, os, resource, threading, time
@@ -148,43 +145,6 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("mlflow server did not start")
 
 
-def counting_proxy(target: str) -> tuple[str, Counter[str]]:
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _forward(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            with lock:
-                counts[f"{self.command} {self.path.split('?', 1)[0]}"] += 1
-            upstream = http.client.HTTPConnection(target, timeout=120)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
-            answer = upstream.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            for key, value in answer.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            upstream.close()
-
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    proxy.daemon_threads = True
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{proxy.server_address[1]}", counts
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -194,18 +154,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         server, url = start_server(Path(scratch))
         try:
-            proxy, counts = counting_proxy(url.removeprefix("http://"))
-            client = mlflow.MlflowClient(proxy)
+            proxy = Proxy(url="")
+            serve_proxy(url.removeprefix("http://"), proxy)
+            client = mlflow.MlflowClient(proxy.url)
             results = {}
             for variant in ("plain", "ledger", "system metrics"):
-                counts.clear()
+                proxy.reset()
                 ran = fresh_python(
                     TRAIN.format(seconds=args.seconds, variant=variant),
-                    env={"MLFLOW_TRACKING_URI": proxy, "MLFLOW_SYSMETRICS_LEDGER": "1"},
+                    env={"MLFLOW_TRACKING_URI": proxy.url, "MLFLOW_SYSMETRICS_LEDGER": "1"},
                     cwd=scratch,
                     timeout=args.seconds * 4 + 300,
                 )
-                requests = sum(counts.values())
+                requests = sum(proxy.counts.values())
                 run_id = ran.value["run_id"]
                 run = client.get_run(run_id)
                 if variant == "ledger":

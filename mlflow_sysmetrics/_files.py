@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
+def positive_int(text: str | None) -> int | None:
+    """A number above zero read from a file (bytes, microwatts, microjoules), or ``None``."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 class Root:
     """A file-system root under which absolute Linux paths are resolved."""
 

@@ -33,7 +33,7 @@ from . import _log, _platform
 from . import settings as _settings
 from . import tags as T
 from ._context import Context
-from ._files import Root
+from ._files import Root, positive_int
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class Span:
         ]
         peak = max(grown) * 1024 if grown else None
         if self.owned_cgroup is not None:
-            container = _positive_int(self.root.read_line(f"{self.owned_cgroup}/memory.peak"))
+            container = positive_int(self.root.read_line(f"{self.owned_cgroup}/memory.peak"))
             if container is not None and (peak is None or container > peak):
                 peak = container
                 self.notes.append("memory peak: the container's (cgroup memory.peak, cache included)")
@@ -353,14 +353,6 @@ def _amd_counters(gpu: _Gpu) -> Counters | None:
         amdsmi.amdsmi_shut_down()
 
 
-def _positive_int(text: str | None) -> int | None:
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        return None
-    return value if value > 0 else None
-
-
 def _rapl_zones(root: Root) -> tuple[dict[str, tuple[int, float]], str | None]:
     """The RAPL zones that add up to the CPU's energy, and why there are none if so.
 
@@ -378,7 +370,7 @@ def _rapl_zones(root: Root) -> tuple[dict[str, tuple[int, float]], str | None]:
         kind = (root.read_line(f"{folder}/name") or "").lower()
         depth = name.count(":")
         if (depth == 1 and kind.startswith("package")) or (depth == 2 and kind == "dram"):
-            span_range = _positive_int(root.read_line(f"{folder}/max_energy_range_uj"))
+            span_range = positive_int(root.read_line(f"{folder}/max_energy_range_uj"))
             if span_range is None:
                 return {}, f"{name} gives no max_energy_range_uj"
             zones[folder] = (span_range, _highest_watts(root, folder))
@@ -392,7 +384,7 @@ def _highest_watts(root: Root, folder: str) -> float:
     limits = []
     for entry in root.listdir(folder):
         if entry.startswith("constraint_") and entry.endswith(("_max_power_uw", "_power_limit_uw")):
-            microwatts = _positive_int(root.read_line(f"{folder}/{entry}"))
+            microwatts = positive_int(root.read_line(f"{folder}/{entry}"))
             if microwatts is not None:
                 limits.append(microwatts / 1e6)
     return max(limits) if limits else FALLBACK_ZONE_WATTS
@@ -405,7 +397,7 @@ def _read_energy(root: Root, folder: str) -> tuple[int | None, str | None]:
     """
     try:
         with open(root.join(f"{folder}/energy_uj"), "rb") as handle:
-            return _positive_int(handle.read(64).decode("ascii", "replace")), None
+            return positive_int(handle.read(64).decode("ascii", "replace")), None
     except PermissionError:
         return None, "powercap energy_uj is readable by root only"
     except OSError as exc:

@@ -119,11 +119,8 @@ class Proxy:
             return sum(n for (m, p), n in self.counts.items() if m == method and path_part in p)
 
 
-@pytest.fixture(scope="session")
-def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
-    """An HTTP proxy in front of the server that counts requests by method and path."""
-    target = mlflow_server.url.removeprefix("http://")
-    proxy = Proxy(url="")
+def serve_proxy(target: str, proxy: Proxy) -> http.server.ThreadingHTTPServer:
+    """Serve ``proxy`` (its counts, bodies and refusals) in front of ``target`` (host:port), in a thread."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -144,7 +141,7 @@ def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
                 self.end_headers()
                 self.wfile.write(data)
                 return
-            upstream = http.client.HTTPConnection(target, timeout=60)
+            upstream = http.client.HTTPConnection(target, timeout=120)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             upstream.request(self.command, self.path, body=body or None, headers=headers)
             answer = upstream.getresponse()
@@ -166,8 +163,15 @@ def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     server.daemon_threads = True
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def counting_proxy(mlflow_server: Server) -> Iterator[Proxy]:
+    """An HTTP proxy in front of the server that counts requests by method and path."""
+    proxy = Proxy(url="")
+    server = serve_proxy(mlflow_server.url.removeprefix("http://"), proxy)
     yield proxy
     server.shutdown()
 

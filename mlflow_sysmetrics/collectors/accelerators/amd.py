@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from ..._context import Context
-from ..._files import Root
+from ..._files import Root, positive_int
 from . import pci, visibility
 from .device import Device, Inventory
 
@@ -87,15 +87,6 @@ INTEGRATED_IDS = frozenset(
 )
 
 
-def _positive_int(text: str | None) -> int | None:
-    """A sysfs number above zero (bytes, microwatts), or ``None``."""
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        return None
-    return value if value > 0 else None
-
-
 def _named(name: str) -> str:
     name = " ".join(name.split())
     return name if name.upper().startswith("AMD") else f"AMD {name}"
@@ -127,7 +118,7 @@ def table_name(device_id: int, revision: int | None) -> tuple[str | None, bool]:
 def power_cap_w(root: Root, base: str) -> float | None:
     """The power cap ``amdgpu`` enforces, from its hwmon ``power1_cap`` (microwatts)."""
     for hwmon in root.listdir(f"{base}/hwmon"):
-        microwatts = _positive_int(root.read_line(f"{base}/hwmon/{hwmon}/power1_cap"))
+        microwatts = positive_int(root.read_line(f"{base}/hwmon/{hwmon}/power1_cap"))
         if microwatts:
             return microwatts / 1e6
     return None
@@ -184,7 +175,7 @@ def kfd_agents(root: Root) -> dict[tuple[int, int], list[tuple[str | None, int |
         memory = 0
         for bank in root.listdir(f"{KFD_NODES}/{node}/mem_banks"):
             bank_props = _properties(root.read(f"{KFD_NODES}/{node}/mem_banks/{bank}/properties"))
-            memory += _positive_int(bank_props.get("size_in_bytes")) or 0
+            memory += positive_int(bank_props.get("size_in_bytes")) or 0
         unique = props.get("unique_id", "")
         uuid = uuid_from_unique_id(f"{int(unique):x}") if unique.isascii() and unique.isdigit() else None
         agents.setdefault(where, []).append((uuid, memory or None))
@@ -228,7 +219,7 @@ def _from_sysfs(root: Root) -> tuple[Inventory | None, bool]:
         base = f"{pci.DEVICES}/{found.bus}"
         product = root.read_line(f"{base}/product_name")
         name, final = table_name(found.device, found.revision)
-        memory = _positive_int(root.read_line(f"{base}/mem_info_vram_total"))
+        memory = positive_int(root.read_line(f"{base}/mem_info_vram_total"))
         integrated = found.device in INTEGRATED_IDS
         if not integrated and (memory is None or not (product or final)):
             unsure = True
@@ -293,7 +284,7 @@ def parse_rocm_smi(text: str) -> tuple[list[Device], str | None]:
                 int(key[4:]),
                 _named(name) if name else "",
                 uuid_from_unique_id(fields.get("unique id")),
-                _positive_int(fields.get("vram total memory (b)")),
+                positive_int(fields.get("vram total memory (b)")),
                 fields.get("pci bus"),
                 fields.get("gfx version"),
             )
