@@ -94,8 +94,9 @@ def executor_sysmetrics(spark: Any = None) -> list[dict[str, str]]:
 
     One Spark job of one task per executor (more rounds, with twice the tasks, while an
     executor has not answered yet: Spark places tasks where it likes). Executors on one
-    machine answer once. Machines in the order of their host names. What the answering
-    process imported is left out (``sys.frameworks``): it is not the process that worked.
+    machine answer once. Machines in the order of their host names (a tie: of their machine
+    keys). What the answering process imported is left out (``sys.frameworks``): it is not
+    the process that worked.
     """
     context = _session(spark, "executor_sysmetrics()")
     executors = _executor_count(context)

@@ -78,9 +78,12 @@ def test_usage_has_the_three_doors_and_every_snippet_a_check() -> None:
 
 
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[f"snippet{i}" for i in range(len(SNIPPETS))])
-def test_snippet_runs_and_does_what_it_says(snippet: str, tmp_path: Path, empty_store: Path) -> None:
+def test_snippet_runs_and_does_what_it_says(
+    snippet: str, tmp_path: Path, empty_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Run in a fresh interpreter against a SQLite store, implicit tagging on as the README says."""
     uri = copy_store(empty_store, tmp_path)
+    monkeypatch.chdir(tmp_path)  # MLflow 2's SQLite store makes ./mlruns where its client is made
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics")
     out = subprocess.run(
         [sys.executable, "-c", snippet], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
