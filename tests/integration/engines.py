@@ -26,6 +26,11 @@ def require(module: str) -> ModuleType:
         pytest.skip(f"{module} is not installed: pip install -r requirements-engines.txt to run this test")
 
 
+#: Every process of an engine test collects with this deadline: a loaded test machine (an
+#: engine's cluster beside other tests) must not cut a fact off, which would fail the test for
+#: the wrong reason. What a deadline does is tested elsewhere (tests/unit/test_engine.py).
+DEADLINE = {"MLFLOW_SYSMETRICS_TIMEOUT": "60"}
+
 _FACTS: dict[str, dict[str, str]] = {}
 
 
@@ -33,6 +38,6 @@ def machine_facts(machine: str) -> dict[str, str]:
     """The facts of a replayed machine, read in a fresh interpreter (as an engine's worker reads them)."""
     if machine not in _FACTS:
         code = "import json; from mlflow_sysmetrics import collect; print(json.dumps(collect()))"
-        env = {"MLFLOW_SYSMETRICS_ROOT": str(fixture_root(machine)), "PATH": os.environ["PATH"]}
+        env = {"MLFLOW_SYSMETRICS_ROOT": str(fixture_root(machine)), "PATH": os.environ["PATH"], **DEADLINE}
         _FACTS[machine] = fresh_python(code, env=env).value
     return _FACTS[machine]

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy, _forget_mlflow_state
-from tests.integration.engines import machine_facts, require
+from tests.integration.engines import DEADLINE, machine_facts, require
 
 pytestmark = [
     pytest.mark.integration,
@@ -55,7 +55,7 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     from ray.cluster_utils import Cluster
 
     roots = [str(fixture_root(machine)) for machine in NODE_MACHINES]
-    quiet = {"RAY_DEDUP_LOGS": "0", "OMP_NUM_THREADS": "1"}
+    quiet = {"RAY_DEDUP_LOGS": "0", "OMP_NUM_THREADS": "1", **DEADLINE}
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -95,6 +95,8 @@ def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
 def driver_machine(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The test process, Ray's driver, replays a CPU-only ECS task: its facts must land nowhere."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(DRIVER_MACHINE)))
+    for name, value in DEADLINE.items():
+        monkeypatch.setenv(name, value)
     return machine_facts(DRIVER_MACHINE)
 
 

@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy
-from tests.integration.engines import machine_facts, require
+from tests.integration.engines import DEADLINE, machine_facts, require
 
 pytestmark = [
     pytest.mark.integration,
@@ -51,11 +51,13 @@ def _executor_python(folder: Path) -> Path:
         f"  {index}) export MLFLOW_SYSMETRICS_ROOT={shlex.quote(str(fixture_root(machine)))} ;;"
         for index, machine in enumerate(EXECUTOR_MACHINES)
     )
+    deadline = "".join(f"export {name}={value}\n" for name, value in DEADLINE.items())
     script = folder / "python-for-executors"
     script.write_text(
         "#!/bin/sh\n"
         "# An executor runs in <work dir>/<app id>/<executor id>.\n"
         f'case "$(basename "$PWD")" in\n{cases}\nesac\n'
+        f"{deadline}"
         f"export PYTHONPATH={shlex.quote(str(REPO))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         f'exec {shlex.quote(sys.executable)} "$@"\n'
     )
@@ -121,6 +123,8 @@ def driver_run(monkeypatch: pytest.MonkeyPatch, tracking: Proxy) -> Iterator[Any
     """A run the driver makes with implicit tagging on, the driver replaying a CPU-only ECS task."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(DRIVER_MACHINE)))
     monkeypatch.setenv("MLFLOW_RUN_CONTEXT_PROVIDER", "sysmetrics")
+    for name, value in DEADLINE.items():
+        monkeypatch.setenv(name, value)
     mlflow.set_experiment("spark")
     with mlflow.start_run() as run:
         yield run
