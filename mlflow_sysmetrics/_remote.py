@@ -90,7 +90,12 @@ def replace_facts(client: MlflowClient, run_id: str, tags: Mapping[str, str]) ->
 
     existing = client.get_run(run_id).data.tags
     stale = [
-        key for key in existing if key not in tags and T.is_system_key(key) and T.plain_key(key) in T.TABLE
+        key
+        for key in existing
+        if key not in tags
+        and T.is_system_key(key)
+        and T.plain_key(key) in T.TABLE
+        and T.group_of(key) != "Ledger"  # the ledger's tag goes with its metrics: kept
     ]
     client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     for key in stale:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -182,21 +183,33 @@ def log_node_sysmetrics(
 # -- setup_mlflow ----------------------------------------------------------------------------
 
 
-def setup_mlflow(config: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def setup_mlflow(
+    config: dict[str, Any] | None = None, *args: Any, every_node: bool = False, **kwargs: Any
+) -> Any:
     """Ray's ``setup_mlflow`` (same arguments, same return), then the run tagged with its hardware.
 
     In a Tune trainable: the trial's run, with the facts of the trial's process. In a Ray
-    Train worker with ``rank_zero_only=True`` (Ray's default): the job's one run, with every
-    node's facts (node 0 plain, node ``k`` as ``sys.node<k>.*``); call it on every worker,
-    as Ray's examples do: the run's id travels from rank 0 by a collective every worker
-    joins, so rank 0 alone would wait for the others. With ``rank_zero_only=False`` each
-    worker tags its own run.
+    Train worker with ``rank_zero_only=True`` (Ray's default): the job's one run, made by
+    world rank 0, with rank 0's node's facts; with ``every_node=True``, every node's facts
+    (node 0 plain, node ``k`` as ``sys.node<k>.*``, Ray Train's node rank). ``every_node=True``
+    is a promise that **every** worker calls ``setup_mlflow``, as Ray's examples do: the run's
+    id travels from rank 0 by a collective every worker joins (Ray Train has no other way to
+    share it), so a worker that skipped the call would leave the others' next collective
+    (``ray.train.report``) paired with the wrong one. Without it nothing waits on another
+    worker. With ``rank_zero_only=False`` each worker tags its own run.
     """
     from ray.air.integrations.mlflow import setup_mlflow as ray_setup_mlflow
 
-    module = ray_setup_mlflow(config, **kwargs)
+    module = ray_setup_mlflow(config, *args, **kwargs)
     try:
-        _tag_after_setup(rank_zero_only=bool(kwargs.get("rank_zero_only", True)))
+        import inspect
+
+        given = inspect.signature(ray_setup_mlflow).bind(config, *args, **kwargs).arguments
+        _tag_after_setup(
+            rank_zero_only=bool(given.get("rank_zero_only", True)),
+            every_node=every_node,
+            tracking_token=given.get("tracking_token"),
+        )
     except Exception as exc:  # tagging never stops a trial or a training job
         _LOG.warning("could not tag the MLflow run with system tags: %s", exc)
     return module
@@ -221,12 +234,12 @@ def _train_context() -> Any:
     return context
 
 
-def _tag_after_setup(rank_zero_only: bool) -> None:
+def _tag_after_setup(rank_zero_only: bool, every_node: bool, tracking_token: str | None) -> None:
     if _running_ray() is None:
         return
     train = _train_context()
     if train is not None and rank_zero_only and train.get_world_size() > 1:
-        _tag_shared_train_run(train)
+        _tag_shared_train_run(train, every_node, tracking_token)
         return
     import mlflow
 
@@ -242,25 +255,34 @@ def _tag_own_run(client: MlflowClient, run_id: str) -> None:
     _warn_if_kept(run_id, write_tags(client, run_id, collect(), 0, overwrite=False).kept)
 
 
-def _tag_shared_train_run(context: Any) -> None:
-    """Every worker of a Ray Train job: its node's keys on rank 0's run, by local rank 0."""
+def _tag_shared_train_run(context: Any, every_node: bool, tracking_token: str | None) -> None:
+    """A Ray Train worker: its node's keys on rank 0's run, by the node's local rank 0.
+
+    Only rank 0 writes unless ``every_node``; then rank 0 shares the run's id with the
+    others by a collective every worker joins.
+    """
     import mlflow
-    from ray.train.collective import broadcast_from_rank_zero
 
     rank = context.get_world_rank()
     made = None
     if rank == 0:
         active = mlflow.active_run()
         made = (mlflow.get_tracking_uri(), active.info.run_id) if active is not None else None
-    made = broadcast_from_rank_zero(made)  # a barrier: every worker reaches this line
+    if every_node:
+        from ray.train.collective import broadcast_from_rank_zero
+
+        made = broadcast_from_rank_zero(made)  # a barrier: every worker reaches this line
     if made is None:
         return
     tracking_uri, run_id = made
+    if rank != 0 and tracking_token and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        os.environ["MLFLOW_TRACKING_TOKEN"] = tracking_token  # as Ray sets it on rank 0 only
     info = distributed.DistInfo(
         rank=rank,
         local_rank=context.get_local_rank(),
         world_size=context.get_world_size(),
         node_rank=context.get_node_rank(),
+        slurm_job_id=distributed.current().slurm_job_id,
         launcher="ray_train",
     )
     from ._engine import collect

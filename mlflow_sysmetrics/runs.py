@@ -265,7 +265,7 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
 
 def _this_process_node() -> int | None:
     """The node whose keys this process writes on a run it did not create (``None``: none)."""
-    info = distributed.current()
+    info = _shared_run.placed(distributed.current())
     if not _shared_run.is_shared(info):
         return 0
     return _shared_run.writing_node(info)

@@ -51,6 +51,10 @@ def _session(spark: Any, door: str) -> Any:
         spark = SparkSession.getActiveSession()
         if spark is None:
             raise ValueError(f"{door} found no active SparkSession in this thread: pass spark=your_session")
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        raise ValueError(
+            f"{door} needs a classic SparkSession with a SparkContext; a Spark Connect session has none"
+        )
     if not hasattr(type(spark), "sparkContext") or not hasattr(spark, "stop"):
         raise TypeError(f"{door}: spark= takes a pyspark.sql.SparkSession, got {type(spark).__name__}")
     try:

@@ -144,7 +144,8 @@ LAUNCHERS = (
         excludes=("LOCAL_RANK",),
         per_node="PET_NPROC_PER_NODE",
     ),
-    # PyTorchJob v1 before PET_*: RANK = the pod's index, WORLD_SIZE = the pods.
+    # PyTorchJob v1 before PET_*: RANK = the pod's index, WORLD_SIZE = the pods. Not a pod
+    # whose ranks an MPI or SLURM launcher gave (an MPIJob exporting RANK for env://): theirs.
     Launcher(
         "kubeflow",
         None,
@@ -153,7 +154,7 @@ LAUNCHERS = (
         ("RANK",),
         ("WORLD_SIZE",),
         requires=("RANK", "MASTER_ADDR", "KUBERNETES_SERVICE_HOST"),
-        excludes=("LOCAL_RANK",),
+        excludes=("LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_STEP_NUM_TASKS"),
     ),
     # torchrun's workers; also RANK and WORLD_SIZE set by hand for torch.distributed's env://.
     # Ray Train (ray/train/torch/config.py) sets NODE_RANK and LOCAL_WORLD_SIZE, no GROUP_*.

@@ -126,6 +126,9 @@ def tune_search(ray_nodes: Nodes, counting_proxy: Proxy, tmp_path_factory: pytes
     from tests.integration.scripts.ray_jobs import trainable
 
     storage = tmp_path_factory.mktemp("tune")
+    # Made here, once: two trials that both create it (Ray's create_experiment_if_not_exists)
+    # race, and the one that loses fails with RESOURCE_ALREADY_EXISTS.
+    mlflow.MlflowClient(counting_proxy.url).create_experiment("tune-setup-mlflow")
     saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
     tuner = tune.Tuner(
         trainable,

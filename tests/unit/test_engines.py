@@ -136,6 +136,25 @@ def test_pytorchjob_v1_pod_is_one_node_of_one_process() -> None:
     assert (_placed(info), info.launcher) == ((2, 0, 3, 2, 3), "kubeflow")
 
 
+def test_an_mpijob_pod_exporting_rank_for_env_is_mpis() -> None:
+    """An MPIJob's pod that exports RANK from Open MPI's variables is no PyTorchJob pod.
+
+    On Kubernetes, with MASTER_ADDR, for torch's env://: an Open MPI rank, not a node of its own.
+    """
+    env = {
+        "OMPI_COMM_WORLD_RANK": "13",
+        "OMPI_COMM_WORLD_LOCAL_RANK": "5",
+        "OMPI_COMM_WORLD_SIZE": "16",
+        "RANK": "13",
+        "WORLD_SIZE": "16",
+        "MASTER_ADDR": "mpijob-launcher",
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    }
+    info = distributed.read(env)
+    assert info.launcher != "kubeflow"
+    assert (info.rank, info.world_size, info.node_rank) == (13, 16, None)
+
+
 def test_pytorchjob_v1_7_sets_pet_beside_rank() -> None:
     """PyTorchJob v1.7+: WORLD_SIZE = pods x nprocPerNode, RANK = PET_NODE_RANK = the pod's index."""
     env = {"MASTER_ADDR": "job-master-0", "MASTER_PORT": "23456", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}
@@ -342,6 +361,9 @@ def test_the_spark_helpers_need_a_session(monkeypatch: pytest.MonkeyPatch) -> No
         sysmetrics_spark.executor_sysmetrics()
     with pytest.raises(TypeError, match=r"spark= takes a pyspark\.sql\.SparkSession"):
         sysmetrics_spark.executor_sysmetrics(spark=object())
+    connect = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})
+    with pytest.raises(ValueError, match="Spark Connect session has none"):
+        sysmetrics_spark.executor_sysmetrics(spark=connect())
     with pytest.raises(TypeError, match="run id string"):
         sysmetrics_spark.log_executor_sysmetrics(run_id=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not both"):

@@ -38,10 +38,11 @@ def train_loop(config: dict[str, Any]) -> None:
 
     setup_mlflow(
         config,
-        tracking_uri=config["uri"],
+        config["uri"],  # Ray's own order: the tracking URI second
         experiment_name=config["experiment"],
         run_name="torch-trainer",
         create_experiment_if_not_exists=True,
+        every_node=True,  # every worker calls it
     )
     context = ray.train.get_context()
     tensor = __import__("torch").ones(1)
