@@ -22,14 +22,9 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy, _forget_mlflow_state
-from tests.integration.engines import DEADLINE, machine_facts, require
+from tests.integration.engines import DEADLINE, engine_marks, machine_facts, require
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.needs_engines,
-    pytest.mark.timeout(900),
-    pytest.mark.xdist_group("ray"),
-]
+pytestmark = engine_marks("ray")
 
 #: The machine each node's workers replay, by node, and the driver's.
 NODE_MACHINES = ("dgx-h100-8x", "amd-mi300x")

@@ -29,14 +29,9 @@ import pytest
 
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy
-from tests.integration.engines import DEADLINE, machine_facts, require
+from tests.integration.engines import DEADLINE, engine_marks, machine_facts, require
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.needs_engines,
-    pytest.mark.timeout(900),
-    pytest.mark.xdist_group("spark"),
-]
+pytestmark = engine_marks("spark")
 
 #: The machine each executor replays, by executor id, and the driver's.
 EXECUTOR_MACHINES = ("h100-vm", "gcp-vm")
