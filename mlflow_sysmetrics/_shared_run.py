@@ -26,13 +26,18 @@ def is_shared(info: DistInfo) -> bool:
     return info.world_size is not None and info.world_size > 1
 
 
+def _by_machine(info: DistInfo) -> bool:
+    """Whether ``info``'s nodes are tasks whose machines are agreed on (TorchDistributor's)."""
+    return info.launcher == TORCH_DISTRIBUTOR and is_shared(info)
+
+
 def placed(info: DistInfo) -> DistInfo:
     """``info`` with the node index and count a shared run counts: machines.
 
     The launcher's own for all but TorchDistributor, whose tasks agree on their machines
     (:func:`mlflow_sysmetrics._machines.placed_by_machine`).
     """
-    if info.launcher == TORCH_DISTRIBUTOR and is_shared(info):
+    if _by_machine(info):
         from . import _machines
 
         return _machines.placed_by_machine(info)
@@ -46,7 +51,7 @@ def replaces_creators_facts(info: DistInfo) -> bool:
     its own process), which does none of the machine's work: the machine's one writer
     (:func:`placed`) says what the machine is.
     """
-    return info.launcher == TORCH_DISTRIBUTOR and is_shared(info)
+    return _by_machine(info)
 
 
 def writing_node(info: DistInfo) -> int | None:

@@ -300,10 +300,9 @@ def _tag_shared_train_run(context: Any, every_node: bool, tracking_token: str | 
 
 def _warn_if_kept(run_id: str, kept: dict[str, tuple[str | None, str | None]]) -> None:
     if kept:
-        shown = "; ".join(
-            f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(kept.items())[:3]
-        )
-        _LOG.warning("run %s already carries other system tags (%s); kept them", run_id, shown)
+        from .runs import kept_summary
+
+        _LOG.warning("run %s already carries other system tags (%s); kept them", run_id, kept_summary(kept))
 
 
 # -- MLflowLoggerCallback --------------------------------------------------------------------

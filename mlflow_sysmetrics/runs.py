@@ -115,6 +115,13 @@ def _artifact(node: int) -> str:
     return SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
 
 
+def kept_summary(kept: Mapping[str, tuple[str | None, str | None]]) -> str:
+    """The first three keys a run kept, with its value and this machine's, for a warning."""
+    return "; ".join(
+        f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(kept.items())[:3]
+    )
+
+
 def tag_run(
     run_id: str,
     client: MlflowClient,
@@ -136,9 +143,7 @@ def tag_run(
     overwrite = overwrite or _shared_run.replaces_creators_facts(distributed.current())
     outcome = write_tags(client, run_id, tags, node, overwrite)
     if outcome.kept and warn:
-        shown = "; ".join(
-            f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(outcome.kept.items())[:3]
-        )
+        shown = kept_summary(outcome.kept)
         _LOG.warning(
             "run %s already carries system tags from another machine (%s); kept them and wrote "
             "nothing (overwrite=True replaces them)",
