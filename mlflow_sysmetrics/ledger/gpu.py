@@ -163,10 +163,24 @@ class GpuMeter(Meter):
                 shares = [min(held / (seconds * 1e9) * 100, 100.0) for held in per_gpu]
                 value = combine(shares) if combine is not None else sum(shares) / len(shares)
                 book.add(key, round(value, 3))
+        self._busy(first, last, book)
         for field, key, what, scale in SUMS:
             counts = self._deltas(first, last, field, what, book)
             if counts is not None:
                 book.add(key, round(sum(counts) * scale, 6) if scale != 1.0 else float(sum(counts)))
+
+    def _busy(self, first: Reading, last: Reading, book: Book) -> None:
+        """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran."""
+        what = "gpu busy"
+        busy = self._deltas(first, last, "busy", what, book)
+        of = self._deltas(first, last, "busy_of", what, book) if busy is not None else None
+        if busy is None or of is None:
+            return
+        if not all(of):
+            book.lacks(what, "a GPU's activity counter did not move during the run")
+            return
+        shares = [min(b / o * 100, 100.0) for b, o in zip(busy, of, strict=True)]
+        book.add(T.GPU_BUSY_PCT, round(sum(shares) / len(shares), 3))
 
     def _energy_figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
         what = "gpu energy"

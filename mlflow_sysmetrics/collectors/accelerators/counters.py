@@ -29,6 +29,9 @@ class Counters(Record):
     - ``low_util_ns``: time the clocks were lowered because the GPU had too little work;
     - ``ecc_uncorrected``: uncorrected ECC errors (volatile); ``pcie_replays``: PCIe replays;
     - ``nvlink_rx_kib``, ``nvlink_tx_kib``: data over all its NVLink links;
+    - ``busy``, ``busy_of``: a kernel ran for ``busy`` of ``busy_of``, two cumulative counts
+      in one unit (AMD: ``gfx_activity_acc`` and 100 x ``accumulation_counter``), so that
+      the share of a run is the ratio of their growths;
     - ``max_power_w``: the most power the board may be set to draw (its maximum limit), which
       a mean power over a run cannot exceed.
     """
@@ -44,6 +47,8 @@ class Counters(Record):
     pcie_replays: int | None = None
     nvlink_rx_kib: int | None = None
     nvlink_tx_kib: int | None = None
+    busy: int | None = None
+    busy_of: int | None = None
     max_power_w: float | None = None
     #: Why a field is ``None``, where there is more to say than "not kept": (field, reason) pairs.
     why: tuple[tuple[str, str], ...] = ()
