@@ -128,8 +128,15 @@ class GpuMeter(Meter):
                 reading.energy[key] = (energy, None)
         return reading
 
-    def _deltas(self, first: Reading, last: Reading, field: str, what: str, book: Book) -> list[int] | None:
-        """Each GPU's increase of ``field``, or ``None`` (and why, in the book) if one is not known."""
+    def _deltas(
+        self, first: Reading, last: Reading, field: str, what: str, book: Book, modulus: str | None = None
+    ) -> list[int] | None:
+        """Each GPU's increase of ``field``, or ``None`` (and why, in the book) if one is not known.
+
+        ``modulus``: the field of the last reading that says where ``field`` wraps; a counter
+        that has one is taken to have wrapped once where it is lower at the end (the caller
+        tells whether it can have wrapped more often).
+        """
         deltas = []
         for key, gpu in self.gpus.items():
             a, b = first.counters.get(key), last.counters.get(key)
@@ -142,10 +149,11 @@ class GpuMeter(Meter):
                 why = dict(b.why).get(field) or dict(a.why).get(field)
                 book.lacks(what, f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter")
                 return None
-            if after < before:
+            wraps_at = getattr(b, modulus) if modulus is not None else None
+            if after < before and not wraps_at:
                 book.lacks(what, f"{gpu.name}'s counter went backwards (a GPU reset or a driver reload)")
                 return None
-            deltas.append(after - before)
+            deltas.append((after - before) % wraps_at if wraps_at else after - before)
         return deltas
 
     def figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
@@ -172,17 +180,35 @@ class GpuMeter(Meter):
     def _busy(self, first: Reading, last: Reading, book: Book) -> None:
         """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran."""
         what = "gpu busy"
-        busy = self._deltas(first, last, "busy", what, book)
+        busy = self._deltas(first, last, "busy", what, book, modulus="busy_modulus")
         of = self._deltas(first, last, "busy_of", what, book) if busy is not None else None
         if busy is None or of is None:
             return
         if not all(of):
             book.lacks(what, "a GPU's activity counter did not move during the run")
             return
+        for (key, gpu), grown in zip(self.gpus.items(), of, strict=True):
+            counters = last.counters[key]
+            wraps_at = counters.busy_modulus if counters is not None else None
+            if wraps_at and grown >= wraps_at:  # busy grows by at most busy_of's growth
+                book.lacks(what, f"{gpu.name}'s activity counter wraps, and may have wrapped more than once")
+                return
         shares = [min(b / o * 100, 100.0) for b, o in zip(busy, of, strict=True)]
         book.add(T.GPU_BUSY_PCT, round(sum(shares) / len(shares), 3))
 
+    @staticmethod
+    def _power(first: Reading, last: Reading, key: str) -> float | None:
+        """The most power the GPU ``key`` was said to draw at the two readings, if its vendor says."""
+        said = [c.power_w for c in (first.counters.get(key), last.counters.get(key)) if c and c.power_w]
+        return max(said) if said else None
+
     def _energy_figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
+        """Energy and mean power, absent where one GPU's counter cannot be believed.
+
+        A counter that went back, one that stood still while its GPU drew power (a firmware
+        or library that does not update it: never 0 Wh), and one that counted more than the
+        board may draw (it restarted, and climbed back above its start).
+        """
         what = "gpu energy"
         joules = 0.0
         for key, gpu in self.gpus.items():
@@ -198,6 +224,14 @@ class GpuMeter(Meter):
                 return
             if b[0] < a[0]:
                 book.lacks(what, f"{gpu.name}'s counter went backwards (a GPU reset or a driver reload)")
+                return
+            drew = self._power(first, last, key)
+            if b[0] == a[0] and drew:
+                book.lacks(
+                    what,
+                    f"{gpu.name}'s energy counter did not move during the run while it drew {drew:g} W "
+                    "(a counter its firmware or library does not update)",
+                )
                 return
             gpu_joules = (b[0] - a[0]) / 1000
             counters = last.counters.get(key) or first.counters.get(key)

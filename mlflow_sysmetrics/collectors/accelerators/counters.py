@@ -31,9 +31,13 @@ class Counters(Record):
     - ``nvlink_rx_kib``, ``nvlink_tx_kib``: data over all its NVLink links;
     - ``busy``, ``busy_of``: a kernel ran for ``busy`` of ``busy_of``, two cumulative counts
       in one unit (AMD: ``gfx_activity_acc`` and 100 x ``accumulation_counter``), so that
-      the share of a run is the ratio of their growths;
+      the share of a run is the ratio of their growths; ``busy_modulus``: where ``busy``
+      wraps (AMD's 32-bit ``gfx_activity_acc``), ``None`` where it does not within a run;
     - ``max_power_w``: the most power the board may be set to draw (its maximum limit), which
-      a mean power over a run cannot exceed.
+      a mean power over a run cannot exceed;
+    - ``power_w``: the power the device draws now, as its driver reports it, which tells an
+      energy counter that does not move (a firmware or library that does not update it)
+      from a device that drew nothing.
     """
 
     energy_mj: int | None = None
@@ -49,7 +53,9 @@ class Counters(Record):
     nvlink_tx_kib: int | None = None
     busy: int | None = None
     busy_of: int | None = None
+    busy_modulus: int | None = None
     max_power_w: float | None = None
+    power_w: float | None = None
     #: Why a field is ``None``, where there is more to say than "not kept": (field, reason) pairs.
     why: tuple[tuple[str, str], ...] = ()
 
