@@ -91,6 +91,14 @@ def test_differences_put_the_likeliest_causes_first() -> None:
     assert _format.differences({"sys.cpu": "X"}, {})["sys.cpu"] == ("X", None)
 
 
+def test_a_ledger_is_no_difference_of_hardware() -> None:
+    """One run with a ledger, one without (or two ledgers, each node's): no difference, even with --all."""
+    machine = {"sys.cpu": "X", "sys.gpu": "None"}
+    counted = {**machine, "sys.ledger": "cpu energy: no RAPL package zone", "sys.node1.ledger": "gpu: none"}
+    assert _format.differences(machine, counted, include_volatile=True) == {}
+    assert _format.differences(counted, {**machine, "sys.ledger": "gpu: no GPU"}) == {}
+
+
 def test_durations_read_for_people() -> None:
     """Milliseconds below a second, then seconds, minutes, hours."""
     assert [_format.format_duration(s) for s in (0.04, 1.25, 252.0, 5400.0, None)] == [

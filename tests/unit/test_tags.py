@@ -62,6 +62,7 @@ def test_derived_lists_follow_the_columns() -> None:
     """The lists other modules read are the table's columns, not lists of their own."""
     assert {"sys.host"} == T.OPT_IN_KEYS
     assert {"sys.disk_free_gb"} == T.MOMENTARY_KEYS
+    assert {"sys.ledger"} == T.RUN_KEYS
     assert {"sys.frameworks", "sys.disk_total_gb", "sysmetrics.error"} <= T.VARYING_KEYS
     assert T.keys_of("dist")[-1] == "sys.slurm.job_id"
     assert [key for key, _ in T.SUMMARY_COLUMNS][:2] == ["sys.cpu", "sys.cpu_available"]
