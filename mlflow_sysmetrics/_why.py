@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
     #: The figures a finding gives, under the run's own keys: a metric's number or a tag's text.
@@ -736,18 +737,23 @@ def why(
     from mlflow.tracking import MlflowClient
 
     client = client or MlflowClient(tracking_uri=tracking_uri)
-    tags, metrics, duration = _read(client, run_id.strip())
+    run = client.get_run(run_id.strip())
+    return explained(run, None if than is None else client.get_run(than.strip()))
+
+
+def explained(run: Run, than: Run | None = None) -> Explanation:
+    """:func:`why` of runs already read (what the command line does after its own checks)."""
+    tags, metrics, duration = _figures(run)
     findings = explain(tags, metrics, duration)
     if than is None:
-        return Explanation(run_id.strip(), findings, tags, metrics, duration)
-    other_tags, other_metrics, other_duration = _read(client, than.strip())
+        return Explanation(run.info.run_id, findings, tags, metrics, duration)
+    other_tags, other_metrics, other_duration = _figures(than)
     comparison = compare(tags, metrics, other_tags, other_metrics, duration, other_duration)
-    return Explanation(run_id.strip(), findings, tags, metrics, duration, than.strip(), comparison)
+    return Explanation(run.info.run_id, findings, tags, metrics, duration, than.info.run_id, comparison)
 
 
-def _read(client: MlflowClient, run_id: str) -> tuple[dict[str, str], dict[str, float], float | None]:
+def _figures(run: Run) -> tuple[dict[str, str], dict[str, float], float | None]:
     """A run's tags, metrics and duration in seconds (``None`` while it runs)."""
-    run = client.get_run(run_id)
     start, end = run.info.start_time, run.info.end_time
     duration = (end - start) / 1000 if start and end else None
     return dict(run.data.tags), {k: float(v) for k, v in run.data.metrics.items()}, duration

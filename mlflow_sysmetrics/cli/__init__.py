@@ -24,6 +24,7 @@ from .log import log
 from .run import run_command
 from .show import show
 from .summary import summary
+from .why import why
 
 __all__ = ["main", "script"]
 
@@ -40,6 +41,7 @@ def main(ctx: click.Context, tracking_uri: str | None) -> None:
       mlflow-sysmetrics show                 what would be tagged here
       mlflow-sysmetrics demo                 tag a run in a local store and show it
       mlflow-sysmetrics diff RUN_A RUN_B     what differs between two runs' machines
+      mlflow-sysmetrics why RUN              what likely held a run back
     """
     ctx.obj = {"tracking_uri": tracking_uri}
 
@@ -50,6 +52,7 @@ main.add_command(diff)
 main.add_command(summary)
 main.add_command(demo)
 main.add_command(run_command)
+main.add_command(why)
 
 
 def script() -> None:

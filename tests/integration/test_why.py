@@ -80,3 +80,27 @@ def test_why_explains_a_run_and_its_difference_from_another(tracking: Proxy) -> 
     untouched = why(full, client=client)
     assert untouched.findings == []
     assert str(untouched).endswith("Nothing found: no rule fired on what the run counted.")
+
+
+def test_the_why_command_prints_the_same_as_the_function(tracking: Proxy) -> None:
+    """``mlflow-sysmetrics why RUN [--than RUN] [--json]`` against the server: the function's text and JSON."""
+    from click.testing import CliRunner
+
+    from mlflow_sysmetrics.cli import main
+
+    client = mlflow.MlflowClient()
+    capped = _run(client, {**FACTS, "sys.gpu_power_limit_w": "500"}, {"sys.gpu_throttle_power_pct": 31.0}, 60)
+    full = _run(client, {**FACTS, "sys.gpu_power_limit_w": "700"}, {"sys.gpu_throttle_power_pct": 0.0}, 50)
+    runner = CliRunner()
+    alone = runner.invoke(main, ["why", capped, "--tracking-uri", tracking.url], catch_exceptions=False)
+    assert alone.exit_code == 0
+    assert str(why(capped)) == alone.output.rstrip("\n")
+    against = runner.invoke(
+        main,
+        ["why", capped, "--than", full, "--json", "--tracking-uri", tracking.url],
+        catch_exceptions=False,
+    )
+    assert json.loads(against.output) == json.loads(json.dumps(why(capped, than=full).as_dict()))
+    missing = runner.invoke(main, ["why", "0" * 32, "--tracking-uri", tracking.url])
+    assert missing.exit_code == 1
+    assert missing.output == f"Error: no run {'0' * 32} in {tracking.url}\n"
