@@ -3,11 +3,11 @@
 Keys are a contract: other tools and users search on them, so they never change. Values are
 strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decimals.
 
-Every key is one row of :data:`TABLE` (built by :func:`_row` below, in the README's order):
+Every key is one row of :data:`TABLE` (built by :func:`_row` below, in the order the docs show):
 its display group, the collector that writes it, and the columns every other list of keys
 used to repeat. Those lists are derived here, never written again elsewhere; a test checks
-that every key a collector returns is in the table, and that the table and the README's
-tag table name the same keys.
+that every key a collector returns is in the table, and that the table and the tag and metric
+tables of ``docs/tags.md`` and ``docs/ledger.md`` name the same keys.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Key(Record):
     combine: str | None = None
 
 
-#: Every key, by name, in the README's order.
+#: Every key, by name, in the order the docs show.
 TABLE: dict[str, Key] = {}
 
 

@@ -30,7 +30,7 @@ def _run(
 
 
 def test_keys_in_the_readmes_order_node_keys_after() -> None:
-    """One order everywhere: the README table's, node 1's keys after node 0's, unknown keys last."""
+    """One order everywhere: the tag table's, node 1's keys after node 0's, unknown keys last."""
     keys = ["sys.node1.gpu", "zzz.other", "sys.gpu", "sys.node1.cpu", "sys.cpu", "sysmetrics.error"]
     assert T.order(keys) == [
         "sys.cpu",
