@@ -8,7 +8,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlflow_sysmetrics.collectors import _cgroup, cloud, cpu, distributed, macos, memory, system, windows
+from mlflow_sysmetrics.collectors import (
+    _cgroup,
+    cloud,
+    cpu,
+    distributed,
+    macos,
+    memory,
+    system,
+    windows_registry,
+)
 from mlflow_sysmetrics.collectors.accelerators import amd, nvidia, visibility
 from mlflow_sysmetrics.collectors.accelerators import apple as apple_gpus
 from mlflow_sysmetrics.collectors.accelerators import windows as display_adapters
@@ -136,8 +145,8 @@ def test_registry_values_never_raise(values: dict[str, Any], version: str) -> No
     devices, drivers = display_adapters.adapters(Registry())
     assert _strings(gpu_tags(devices, []))
     assert _strings(drivers)
-    model = windows.cpu_model(Registry())
+    model = windows_registry.cpu_model(Registry())
     assert model is None or isinstance(model, str)
     driver = display_adapters.nvidia_driver_from_windows(version)
     assert driver is None or isinstance(driver, str)
-    assert _strings(windows.dmi(Registry()))
+    assert _strings(windows_registry.dmi(Registry()))

@@ -1,6 +1,6 @@
 """Display adapters of Windows, from the registry; PowerShell's CIM query as the fallback.
 
-The registry is read through :class:`..windows.Registry`, whose real form wraps
+The registry is read through :class:`..windows_registry.Registry`, whose real form wraps
 :mod:`winreg`; tests replay recorded registry values through the same interface. The list
 holds every vendor's adapters: an NVIDIA GPU that NVML lists too is left to NVML, and the
 ones it alone lists are selected by NVIDIA's rules (the contract in :mod:`.`).
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ..._context import Context
-from ..windows import Registry, WinRegistry
+from ..windows_registry import Registry, WinRegistry
 from .device import Device, Inventory
 
 #: The device class of display adapters.
