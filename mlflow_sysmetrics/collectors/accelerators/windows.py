@@ -16,6 +16,11 @@ from typing import Any
 from ..._context import Context
 from ..windows_registry import Registry, WinRegistry
 from .device import Device, Inventory
+from .visibility import Visible
+
+TYPE_CHECKING = False  # the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: The device class of display adapters.
 DISPLAY_CLASS_KEY = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
@@ -104,3 +109,12 @@ def inventory(ctx: Context, registry: Registry | None = None) -> Inventory | Non
     except FileNotFoundError:
         return None
     return Inventory("windows", "powershell", tuple(parse_cim(text)))
+
+
+def visible(devices: Sequence[Device], env: Mapping[str, str]) -> Visible:
+    """Every adapter: Windows has no variable of its own that hides one from a process.
+
+    The adapters of a vendor with a row of its own (NVIDIA, AMD) are selected by that row's
+    rule instead (see the contract in :mod:`.`).
+    """
+    return Visible(list(devices), list(devices))
