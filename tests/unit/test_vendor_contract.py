@@ -23,8 +23,8 @@ def test_the_contract_names_inventory_and_visible() -> None:
 
 
 def test_every_vendor_is_a_row() -> None:
-    """The four vendors the package knows, each with its module."""
-    assert [vendor.name for vendor in VENDORS] == ["nvidia", "amd", "apple", "windows"]
+    """The vendors the package knows are rows, so the contract test below checks each."""
+    assert {"nvidia", "amd", "apple", "windows"} <= {vendor.name for vendor in VENDORS}
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda vendor: vendor.name)
