@@ -39,8 +39,8 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from typing import Any
 
-    from .collectors.accelerators._nvml import Counters
     from .collectors.accelerators.device import Device
+    from .collectors.accelerators.nvidia.counters import Counters
 
 # The GPU sources (ctypes for NVML, amdsmi) and resource are imported where used: a run on a
 # machine without them never loads them.
@@ -197,7 +197,7 @@ class Span:
         if not nvidia:
             self.missing["gpu memory peak"] = "no PyTorch allocator with CUDA initialised, no NVML accounting"
             return None
-        from .collectors.accelerators import _nvml
+        from .collectors.accelerators.nvidia import counters as _nvml
 
         try:
             peaks = [_nvml.memory_peak(gpu.key, self.pid) for gpu in nvidia]
@@ -316,7 +316,7 @@ def _counted_gpus(ctx: Context, notes: list[str]) -> list[_Gpu]:
 
 
 def _gpu_counters(gpu: _Gpu, missing: dict[str, str]) -> Counters | None:
-    from .collectors.accelerators import _nvml
+    from .collectors.accelerators.nvidia import counters as _nvml
 
     if not gpu.key:
         return None  # a device no counter source serves (Apple, a replayed machine)
@@ -331,7 +331,7 @@ def _gpu_counters(gpu: _Gpu, missing: dict[str, str]) -> Counters | None:
 
 def _amd_counters(gpu: _Gpu) -> Counters | None:
     """AMD's energy counter (amdsmi: the counter times its resolution, in microjoules)."""
-    from .collectors.accelerators._nvml import Counters
+    from .collectors.accelerators.nvidia.counters import Counters
 
     try:
         import amdsmi
