@@ -38,18 +38,19 @@ ms = (time.perf_counter() - t) * 1e3
 assert 'sysmetrics.error' not in tags, tags
 assert not [x for x in threading.enumerate() if x.name.startswith('mlflow-sysmetrics')]
 """,
-    "importing our GPU modules (nvidia, _nvml, device, visibility)": """
+    "importing our GPU modules (nvidia with its NVML pass and binding, device, visibility)": """
 import time
 import mlflow_sysmetrics._engine, mlflow_sysmetrics.collectors
 t = time.perf_counter()
-from mlflow_sysmetrics.collectors.accelerators import nvidia, _nvml, device, visibility
+from mlflow_sysmetrics.collectors.accelerators import device, visibility
+from mlflow_sysmetrics.collectors.accelerators.nvidia import nvml_pass
 ms = (time.perf_counter() - t) * 1e3
 """,
     "our NVML path, all facts (load, init, queries, shutdown)": """
 import time
 t = time.perf_counter()
-from mlflow_sysmetrics.collectors.accelerators import _nvml
-inv = _nvml.inventory()
+from mlflow_sysmetrics.collectors.accelerators.nvidia import nvml_pass
+inv = nvml_pass.inventory()
 ms = (time.perf_counter() - t) * 1e3
 assert inv.devices and inv.cuda_driver
 """,
@@ -93,18 +94,18 @@ ms = (time.perf_counter() - t) * 1e3
 """,
     "nvidia-smi 9-field query + header (our fallback)": """
 import subprocess, time
-from mlflow_sysmetrics.collectors.accelerators import nvidia
+from mlflow_sysmetrics.collectors.accelerators.nvidia import facts
 t = time.perf_counter()
-subprocess.run(['nvidia-smi', '--query-gpu=' + nvidia.QUERY_FIELDS, '--format=csv'], capture_output=True, check=True, timeout=10)
+subprocess.run(['nvidia-smi', '--query-gpu=' + facts.QUERY_FIELDS, '--format=csv'], capture_output=True, check=True, timeout=10)
 subprocess.run(['nvidia-smi'], capture_output=True, check=True, timeout=10)
 ms = (time.perf_counter() - t) * 1e3
 """,
     "/proc/driver/nvidia files": """
 import time
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors.accelerators import nvidia
+from mlflow_sysmetrics.collectors.accelerators.nvidia import fallback
 t = time.perf_counter()
-inv = nvidia.from_proc(Root('/'))
+inv = fallback.from_proc(Root('/'))
 ms = (time.perf_counter() - t) * 1e3
 ms = ms if inv is not None else float('nan')
 """,

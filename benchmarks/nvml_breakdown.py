@@ -45,11 +45,11 @@ print(json.dumps(out))
 VARIANT = r"""
 import json, time
 t0 = time.perf_counter()
-from mlflow_sysmetrics.collectors.accelerators import _nvml
+from mlflow_sysmetrics.collectors.accelerators.nvidia import _nvml, nvml_pass
 imported = time.perf_counter()
 _nvml.load()
 t = time.perf_counter()
-inv = _nvml.inventory()
+inv = nvml_pass.inventory()
 print(json.dumps([(time.perf_counter() - t) * 1e3, (imported - t0) * 1e3, len(inv.devices)]))
 """
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._engine import collect, snapshot
+    from ._why import why
     from .runs import log_sysmetrics, sysmetrics_run, with_sysmetrics
 
 __version__ = "1.0.0"
@@ -25,6 +26,7 @@ __all__ = [
     "log_sysmetrics",
     "snapshot",
     "sysmetrics_run",
+    "why",
     "with_sysmetrics",
 ]
 
@@ -34,6 +36,7 @@ _LAZY = {
     "log_sysmetrics": "runs",
     "sysmetrics_run": "runs",
     "with_sysmetrics": "runs",
+    "why": "_why",
 }
 
 

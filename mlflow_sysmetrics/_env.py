@@ -6,7 +6,7 @@ container markers). On POSIX the encoded keys are prepared once and looked up di
 CPython's store behind ``os.environ`` (``_data``, not a public name), falling back to the
 public ``os.environ.get`` wherever that store is not a dict of bytes (another Python, a
 patched ``os.environ``): slower, never wrong. ``python benchmarks/env_read.py`` compares the
-two ways (figures in the README's Performance section).
+two ways.
 """
 
 from __future__ import annotations

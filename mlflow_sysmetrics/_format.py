@@ -121,12 +121,15 @@ def differences(
 
     The framework stack, GPU power cap and links and the network fabric
     (:data:`tags.PERFORMANCE_KEYS`) come first when they differ, then the rest in order.
-    Free disk space differs between any two runs and is left out unless asked for.
+    Free disk space differs between any two runs and is left out unless asked for; what a
+    key says of the run rather than its machine (:data:`tags.RUN_KEYS`) is never a difference.
     """
     keys = [
         k
         for k in T.order(set(tags_a) | set(tags_b))
-        if tags_a.get(k) != tags_b.get(k) and (include_volatile or T.plain_key(k) not in T.MOMENTARY_KEYS)
+        if tags_a.get(k) != tags_b.get(k)
+        and T.plain_key(k) not in T.RUN_KEYS
+        and (include_volatile or T.plain_key(k) not in T.MOMENTARY_KEYS)
     ]
     first = [k for k in keys if T.plain_key(k) in T.PERFORMANCE_KEYS]
     return {k: (tags_a.get(k), tags_b.get(k)) for k in [*first, *(k for k in keys if k not in first)]}

@@ -32,22 +32,6 @@ FORWARDED = tuple(
 )
 
 
-def _experiment_id(client: MlflowClient, experiment: str | None) -> str:
-    """The experiment named (or numbered) by ``experiment``, else MLflow's variables, else Default."""
-    name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if name is None:
-        return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    if name.isdigit() and experiment is not None:
-        try:
-            return str(client.get_experiment(name).experiment_id)
-        except Exception:  # no such id either: make it by name below
-            pass
-    return str(client.create_experiment(name))
-
-
 def _terminal_sends_sigint_to_the_program() -> bool:
     """Whether a Ctrl-C at the terminal reaches the program itself (it shares our process group)."""
     try:
@@ -60,10 +44,14 @@ def run_program(
     command: Sequence[str],
     client: MlflowClient,
     *,
-    experiment: str | None = None,
+    experiment_id: str | None = None,
     run_name: str | None = None,
 ) -> tuple[str, int]:
-    """Run ``command`` in a run (see the module); the run's id and the exit code to exit with."""
+    """Run ``command`` in a run (see the module); the run's id and the exit code to exit with.
+
+    The run it starts is in experiment ``experiment_id`` (MLflow's Default, ``"0"``, when
+    ``None``); one it joins is where it is.
+    """
     from .runs import _this_process_node, close_ledger, tag_run
 
     joined = os.environ.get("MLFLOW_RUN_ID")
@@ -72,7 +60,7 @@ def run_program(
         tag_run(run_id, client)
         node = _this_process_node()
     else:
-        run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=collect())
+        run = client.create_run(experiment_id or "0", run_name=run_name, tags=collect())
         run_id, node = run.info.run_id, 0
     span = ledger.start() if node is not None else None
     environment = dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=client.tracking_uri)

@@ -3,11 +3,11 @@
 Keys are a contract: other tools and users search on them, so they never change. Values are
 strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decimals.
 
-Every key is one row of :data:`TABLE` (built by :func:`_row` below, in the README's order):
+Every key is one row of :data:`TABLE` (built by :func:`_row` below, in the order the docs show):
 its display group, the collector that writes it, and the columns every other list of keys
 used to repeat. Those lists are derived here, never written again elsewhere; a test checks
-that every key a collector returns is in the table, and that the table and the README's
-tag table name the same keys.
+that every key a collector returns is in the table, and that the table and the tag and metric
+tables of ``docs/tags.md`` and ``docs/ledger.md`` name the same keys.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ class Key(Record):
     - ``varies``: ``None`` for a fact of the machine; ``"process"`` when another process or
       call on the same machine may write another value (the frameworks imported, the
       working directory's disk, errors); ``"moment"`` when it changes from one moment to
-      the next (free disk space). Neither kind is compared when a run's facts are checked
-      against this machine's; ``diff`` leaves the second kind out unless asked.
+      the next (free disk space); ``"run"`` when it says something of the run, not of its
+      machine (``sys.ledger``: what the run's ledger could not count). None of these is
+      compared when a run's facts are checked against this machine's; ``diff`` leaves
+      ``"moment"`` out unless asked, and never lists ``"run"``: two runs of one machine
+      have the same hardware whatever their ledgers say.
     - ``scope`` on a run a multi-node job shares: ``"node"`` (each node writes its own,
       ``sys.node<k>.*``), ``"process"`` (a rank: says nothing of a shared run, not written
       there), ``"job"`` (the same for the whole job: written once, by node 0).
@@ -63,7 +66,7 @@ class Key(Record):
     combine: str | None = None
 
 
-#: Every key, by name, in the README's order.
+#: Every key, by name, in the order the docs show.
 TABLE: dict[str, Key] = {}
 
 
@@ -133,7 +136,7 @@ DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
 SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
 #: Written (not collected) on a run an engine made away from its work: where the facts were read.
 COLLECTED_ON = _row("sysmetrics.collected_on", "Distributed", varies="process", scope="job")
-LEDGER = _row("sys.ledger", "Ledger", varies="process")
+LEDGER = _row("sys.ledger", "Ledger", varies="run")
 # The run's ledger (metrics, written when a run ends; see _ledger): summed over a run's nodes
 # where they add up, else their most.
 GPU_ENERGY_WH = _row("sys.gpu_energy_wh", "Ledger", metric=True, combine="sum")
@@ -182,6 +185,8 @@ NAME_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key
 VARYING_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.varies)
 #: Keys that change from one moment to the next (``diff`` leaves them out unless asked).
 MOMENTARY_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.varies == "moment")
+#: Keys that say something of a run, not of its machine (``diff`` never lists them).
+RUN_KEYS: frozenset[str] = frozenset(name for name, key in TABLE.items() if key.varies == "run")
 #: The columns of the per-node table of a multi-node run: (title, key without ``sys.``).
 NODE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (key.node_column, name.removeprefix("sys.")) for name, key in TABLE.items() if key.node_column

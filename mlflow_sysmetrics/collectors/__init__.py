@@ -59,10 +59,10 @@ def for_platform(name: str) -> tuple[Collector, ...]:
             *common_tail,
         )
     if name == "windows":
-        from . import windows
+        from . import windows_registry
 
         return (
-            Collector("cpu", windows.collect_cpu),
+            Collector("cpu", windows_registry.collect_cpu),
             Collector("memory", memory.collect_psutil),
             Collector("os", system.collect_windows),
             *common_tail,

@@ -97,8 +97,8 @@ def collect_linux(ctx: Context) -> dict[str, str]:
 
 def collect_windows(ctx: Context) -> dict[str, str]:  # pragma: no cover - needs Windows
     """``sys.cloud`` / ``sys.instance_type`` on Windows, from the registry's BIOS key."""
-    from . import windows
+    from . import windows_registry
 
-    dmi = windows.dmi(windows.WinRegistry())
+    dmi = windows_registry.dmi(windows_registry.WinRegistry())
     ctx.details["dmi"] = shareable(dmi)
     return classify(dmi)

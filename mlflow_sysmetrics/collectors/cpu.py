@@ -2,7 +2,7 @@
 
 Linux reads ``/proc/cpuinfo`` (``model name`` on x86; implementer and part on ARM, named as
 ``lscpu`` names them; ``cpu`` on POWER; ``uarch`` on RISC-V) under the replay root. macOS and
-Windows get the model from :mod:`.apple` and :mod:`.windows`.
+Windows get the model from :mod:`.macos` (sysctl) and :mod:`.windows_registry`.
 """
 
 from __future__ import annotations

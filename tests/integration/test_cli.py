@@ -10,14 +10,15 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import mlflow
 import pytest
 from click.testing import CliRunner
 
-from mlflow_sysmetrics import _engine, cli, log_sysmetrics, sysmetrics_run
+from mlflow_sysmetrics import _engine, log_sysmetrics, sysmetrics_run
 from mlflow_sysmetrics import tags as T
-from mlflow_sysmetrics.cli import main
+from mlflow_sysmetrics.cli import _store, main
 from tests.conftest import fixture_root
 from tests.integration.conftest import REPO, Proxy, free_port, script_path
 
@@ -110,6 +111,26 @@ def test_diff_lists_only_what_differs(local_store: str, monkeypatch: pytest.Monk
     data = json.loads(invoke("diff", *ids, "--json").output)
     assert data["same_hardware"] is False
     assert data["differences"]["sys.memory_limit_gb"] == {"a": None, "b": "8.59"}
+
+
+def test_diff_of_one_machine_with_and_without_a_ledger(
+    local_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A counted run and a run tagged afterwards, on one machine: the same hardware, not a sys.ledger row."""
+    _on_machine(monkeypatch, "h100-vm")
+    with sysmetrics_run(run_name="counted") as run:
+        counted = run.info.run_id
+    tagged = _new_run()
+    log_sysmetrics(tagged)
+    # the replayed machine has no RAPL zone: its ledger says so in sys.ledger
+    assert "sys.ledger" in mlflow.MlflowClient().get_run(counted).data.tags
+    for args in ((counted, tagged), (counted, tagged, "--all")):
+        result = invoke("diff", *args)
+        assert (0, f"Same hardware: runs {counted} and {tagged} have the same system tags.\n") == (
+            result.exit_code,
+            result.output,
+        )
+    assert json.loads(invoke("diff", counted, tagged, "--json").output)["differences"] == {}
 
 
 def test_diff_against_an_untagged_run(local_store: str) -> None:
@@ -377,6 +398,43 @@ def test_demo_in_a_fresh_folder(tmp_path: Any) -> None:
     assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in out.stdout
     assert (tmp_path / "mlflow.db").exists()
     assert str(REPO) not in out.stdout
+    # MLflow's own console lines (a new SQLite store's "Creating initial MLflow database
+    # tables...") are not the command's
+    assert out.stderr == ""
+    assert "MLflow database tables" not in out.stdout
+
+
+def test_mlflow_own_lines_do_not_come_through(tracking: Proxy, tmp_path: Path) -> None:
+    """Against a server, MLflow prints "View run ... at" when a run ends: not from the commands.
+
+    demo says where its run is itself; under run, the program's output is its own, its own
+    MLflow's lines included (its run ended once, by the program: one link, not two), and
+    the logger levels the command held MLflow's INFO lines back with are put back after it.
+    """
+    import logging
+
+    level = logging.getLogger("mlflow").level
+    demo = invoke("demo")
+    assert demo.exit_code == 0, demo.output
+    assert "View run" not in demo.output
+    assert "View experiment" not in demo.output
+    assert level == logging.getLogger("mlflow").level
+    program = "import mlflow\nprint('step 1')\nwith mlflow.start_run():\n    pass\nprint('step 2')"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
+    done = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", "--", sys.executable, "-c", program],
+        env=dict(env, MLFLOW_TRACKING_URI=tracking.url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("step")] == ["step 1", "step 2"]
+    assert sum("View run" in line for line in lines) == 1  # the program's
+    assert sum("View experiment" in line for line in lines) == 1
+    assert done.stderr.splitlines()[-1].startswith("mlflow-sysmetrics: run ")
 
 
 def _one_line(result: Any) -> str:
@@ -418,13 +476,11 @@ def test_a_mistyped_scheme_is_one_line_naming_the_schemes(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"127.0.0.1:{port}")
     hint = f"A server's address starts with http://: did you mean http://127.0.0.1:{port}?"
     if sys.version_info >= (3, 11):  # a path to MLflow, as to urllib
-        assert _one_line(invoke("show", run_id)) == (
-            f"Error: no tracking store at 127.0.0.1:{port}; reading never creates one. {hint}"
-        )
+        assert _one_line(invoke("show", run_id)) == (f"Error: no tracking store at 127.0.0.1:{port}. {hint}")
     else:  # Python 3.10's urllib reads "127.0.0.1" as the scheme, and so does MLflow there
         assert _one_line(invoke("show", run_id)) == (
             f'Error: MLFLOW_TRACKING_URI=127.0.0.1:{port}: MLflow has no tracking store for the scheme "127.0.0.1". '
-            f"{hint} It takes {', '.join(s for s in cli._tracking_schemes() or [] if s)}, or a path."
+            f"{hint} It takes {', '.join(s for s in _store.tracking_schemes() or [] if s)}, or a path."
         )
     for command in (("show", run_id), ("demo",)):
         line = _one_line(invoke("--tracking-uri", f"localhost:{port}", *command))
@@ -451,31 +507,86 @@ def test_the_installed_script_says_a_bad_scheme_in_one_line(tmp_path: Path) -> N
     ]
 
 
-def test_a_wrong_server_path_is_named_not_the_run(tracking: Proxy) -> None:
-    """The real server under a path it does not serve, or a UI page's address: the address is wrong."""
+#: Addresses that reach no store (made from the server's address, host and port and a run id),
+#: and the line every command answers each with (``named``: the URI as the user gave it).
+BAD_STORES = [
+    pytest.param(
+        "{url}/wrongpath",
+        "{uri}: the server answered 404 with a web page, not as MLflow's tracking API: the path is "
+        "wrong. An MLflow server serves its API from its root, as in {url}.",
+        id="wrong-path",
+    ),
+    pytest.param(
+        "{url}/#/experiments/0/runs/{run}",
+        "{uri}: the server answered with a web page, not as MLflow's tracking API: the path is wrong. "
+        "An MLflow server serves its API from its root, as in {url}.",
+        id="ui-page",
+    ),
+    pytest.param(
+        "{host}:{port}",
+        # Python 3.10's urllib reads the host as a scheme: then the line names it, as for htp://
+        "A server's address starts with http://: did you mean http://{host}:{port}?",
+        id="no-scheme",
+    ),
+    pytest.param(
+        "htp://{host}:{port}",
+        '{named}: MLflow has no tracking store for the scheme "htp". Did you mean http://{host}:{port}?',
+        id="mistyped-scheme",
+    ),
+]
+
+
+@pytest.mark.parametrize("given", ["option", "variable"])
+@pytest.mark.parametrize(("address", "expected"), BAD_STORES)
+def test_every_command_says_a_bad_store_in_the_same_line(
+    tracking: Proxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    address: str,
+    expected: str,
+    given: str,
+) -> None:
+    """show, log, diff, summary, demo and run: one line, the same for each, before anything is written.
+
+    ``run`` says it before its program starts (the program would leave a file), and no
+    command leaves a run or an experiment in the real server behind it.
+    """
+    client = mlflow.MlflowClient()
     run_id = _new_run()
-    assert log_sysmetrics(run_id)
-    wrong = f"{tracking.url}/wrongpath"
-    expected = (
-        f"Error: {wrong}: the server answered 404 with a web page, not as MLflow's tracking API: the "
-        f"path is wrong. An MLflow server serves its API from its root, as in {tracking.url}."
+    parts = urlsplit(tracking.url)
+    uri = address.format(url=tracking.url, host=parts.hostname, port=parts.port, run=run_id)
+    named = f"--tracking-uri {uri}" if given == "option" else f"MLFLOW_TRACKING_URI={uri}"
+    before = _everything(client)
+    monkeypatch.chdir(tmp_path)
+    if given == "variable":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    options = ("--tracking-uri", uri) if given == "option" else ()
+    lines = {
+        _one_line(invoke(*options, *command))
+        for command in (
+            ("show", run_id),
+            ("log", run_id),
+            ("diff", run_id, run_id),
+            ("summary",),
+            ("demo",),
+            ("run", "--", sys.executable, "-c", "open('program-ran', 'w')"),
+        )
+    }
+    (line,) = lines
+    assert (
+        expected.format(uri=uri, named=named, url=tracking.url, host=parts.hostname, port=parts.port) in line
     )
-    for command in (
-        ("show", run_id),
-        ("log", run_id),
-        ("diff", run_id, run_id),
-        ("summary", "--experiment", "Default"),
-        ("summary",),
-        ("demo",),
-    ):
-        assert _one_line(invoke("--tracking-uri", wrong, *command)) == expected
-    page = f"{tracking.url}/#/experiments/0/runs/{run_id}"
-    assert _one_line(invoke("--tracking-uri", page, "show", run_id)) == (
-        f"Error: {page}: the server answered with a web page, not as MLflow's tracking API: the path "
-        f"is wrong. An MLflow server serves its API from its root, as in {tracking.url}."
-    )
-    # The right address still says "no run" for a run that is not there.
-    assert _one_line(invoke("show", "f" * 32)) == f"Error: no run {'f' * 32} in {tracking.url}"
+    assert list(tmp_path.iterdir()) == []  # no store made, and the program never ran
+    assert before == _everything(client)
+
+
+def _everything(client: mlflow.MlflowClient) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every experiment and every run in the store (deleted ones too), each run with its status."""
+    from mlflow.entities import ViewType
+
+    experiments = sorted(e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL))
+    runs = client.search_runs(experiments, run_view_type=ViewType.ALL, max_results=50000)
+    return experiments, sorted((r.info.run_id, r.info.status) for r in runs)
 
 
 def test_a_server_that_is_not_mlflow(tmp_path: Path) -> None:

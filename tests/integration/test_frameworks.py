@@ -1,4 +1,4 @@
-"""The README's "With your framework" recipes, proven against the real server.
+"""The "With your framework" recipes (docs/frameworks.md), proven against the real server.
 
 Each recipe trains a tiny model for one step on CPU in a fresh interpreter
 (``scripts/recipes.py``), as a user's script would, and the test reads back every run of a

@@ -19,8 +19,10 @@ from mlflow_sysmetrics import (
     log_sysmetrics,
     snapshot,
     sysmetrics_run,
+    why,
     with_sysmetrics,
 )
+from mlflow_sysmetrics._why import Explanation, Finding
 
 
 @with_sysmetrics
@@ -82,6 +84,11 @@ def uses() -> None:
         print(run.info.run_id)
     with sysmetrics_run(run_id="0" * 32, snapshot=True):
         pass
+    found = why("0" * 32, tracking_uri="sqlite:///mlflow.db")
+    assert_type(found, Explanation)
+    assert_type(found.findings, list[Finding])
+    assert_type(str(why("0" * 32, than="1" * 32)), str)
+    assert_type(found.as_dict(), dict[str, Any])
 
     train("three")  # type: ignore[arg-type]
     train(3, learning_rate=0.5)  # type: ignore[call-arg]
@@ -94,3 +101,5 @@ def uses() -> None:
     def misspelt() -> None: ...
 
     log_sysmetrics(42)  # type: ignore[arg-type]
+    why(42)  # type: ignore[arg-type]
+    why("0" * 32, "1" * 32, "sqlite:///mlflow.db")  # type: ignore[call-arg]

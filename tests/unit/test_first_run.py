@@ -17,6 +17,7 @@ import pytest
 
 from mlflow_sysmetrics.collectors import disk, software, system
 from mlflow_sysmetrics.collectors.accelerators import VENDORS
+from tests.conftest import FIXTURES, Replay
 from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +44,15 @@ NOT_NEEDED = (
 #: (every vendor's module, the device record, NVML's binding are left unimported).
 ACCELERATORS = "mlflow_sysmetrics.collectors.accelerators"
 NO_GPU_NEEDS = {ACCELERATORS, f"{ACCELERATORS}.pci"}
+NVIDIA = f"{ACCELERATORS}.nvidia"
+#: What the first collection prints: the modules it imported, and the tags.
+IMPORTS_AND_TAGS = (
+    "import sys, json\n"
+    "before = set(sys.modules)\n"
+    "import mlflow_sysmetrics\n"
+    "tags = mlflow_sysmetrics.collect()\n"
+    "print(json.dumps([sorted(set(sys.modules) - before), tags]))\n"
+)
 
 
 def _bare(code: str, **env: str) -> object:
@@ -53,14 +63,7 @@ def _bare(code: str, **env: str) -> object:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")
 def test_collect_imports_only_what_this_machine_needs() -> None:
     """No tool is run here and no GPU is present: nothing of csv, ctypes, subprocess, logging, re."""
-    code = (
-        "import sys, json\n"
-        "before = set(sys.modules)\n"
-        "import mlflow_sysmetrics\n"
-        "tags = mlflow_sysmetrics.collect()\n"
-        "print(json.dumps([sorted(set(sys.modules) - before), tags]))\n"
-    )
-    new, tags = _bare(code)  # type: ignore[misc]
+    new, tags = _bare(IMPORTS_AND_TAGS)  # type: ignore[misc]
     assert "sys.cpu" in tags
     assert "sysmetrics.error" not in tags, tags
     if tags["sys.gpu"] != "None":
@@ -69,6 +72,32 @@ def test_collect_imports_only_what_this_machine_needs() -> None:
     assert {m for m in new if m.startswith(ACCELERATORS)} == NO_GPU_NEEDS
     assert {f"{ACCELERATORS}.{vendor.name}" for vendor in VENDORS} & set(new) == set()
     assert sorted(set(software.FRAMEWORKS) & set(new)) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")
+def test_nvml_answering_imports_no_fallback(fake_nvml: Path, tmp_path: Path) -> None:
+    """NVML's path loads its pass and binding only: not the fallbacks, re, csv or the ledger's counters."""
+    spec = tmp_path / "spec.txt"
+    spec.write_text((FIXTURES / "nvml" / "h100.txt").read_text())
+    new, tags = _bare(IMPORTS_AND_TAGS, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))  # type: ignore[misc]
+    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"  # nvml/h100.txt
+    if any(m.startswith(f"{ACCELERATORS}.amd") for m in new):
+        pytest.skip("an AMD GPU is here too: its module imports what it needs")
+    nvidia = {m for m in new if m.startswith(NVIDIA)}
+    assert nvidia == {NVIDIA, f"{NVIDIA}._nvml", f"{NVIDIA}.facts", f"{NVIDIA}.nvml_pass"}
+    assert sorted({"re", "csv"} & set(new)) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")
+def test_a_replayed_nvidia_machine_imports_no_ctypes(replay: Replay) -> None:
+    """A replayed machine reads the driver's files and nvidia-smi: NVML's binding is never loaded."""
+    root = replay("h100-vm")
+    env = {"MLFLOW_SYSMETRICS_ROOT": str(root), "MLFLOW_SYSMETRICS_TIMEOUT": "30"}
+    new, tags = _bare(IMPORTS_AND_TAGS, **env)  # type: ignore[misc]
+    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"  # the README's captured machine
+    nvidia = {m for m in new if m.startswith(NVIDIA)}
+    assert nvidia == {NVIDIA, f"{NVIDIA}.facts", f"{NVIDIA}.fallback"}
+    assert "ctypes" not in new
 
 
 def test_the_bare_collection_names_the_same_facts(tmp_path: Path) -> None:

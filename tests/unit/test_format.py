@@ -30,7 +30,7 @@ def _run(
 
 
 def test_keys_in_the_readmes_order_node_keys_after() -> None:
-    """One order everywhere: the README table's, node 1's keys after node 0's, unknown keys last."""
+    """One order everywhere: the tag table's, node 1's keys after node 0's, unknown keys last."""
     keys = ["sys.node1.gpu", "zzz.other", "sys.gpu", "sys.node1.cpu", "sys.cpu", "sysmetrics.error"]
     assert T.order(keys) == [
         "sys.cpu",
@@ -89,6 +89,14 @@ def test_differences_put_the_likeliest_causes_first() -> None:
     ]
     assert _format.differences(a, a) == {}
     assert _format.differences({"sys.cpu": "X"}, {})["sys.cpu"] == ("X", None)
+
+
+def test_a_ledger_is_no_difference_of_hardware() -> None:
+    """One run with a ledger, one without (or two ledgers, each node's): no difference, even with --all."""
+    machine = {"sys.cpu": "X", "sys.gpu": "None"}
+    counted = {**machine, "sys.ledger": "cpu energy: no RAPL package zone", "sys.node1.ledger": "gpu: none"}
+    assert _format.differences(machine, counted, include_volatile=True) == {}
+    assert _format.differences(counted, {**machine, "sys.ledger": "gpu: no GPU"}) == {}
 
 
 def test_durations_read_for_people() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mlflow_sysmetrics import collect, snapshot
-from mlflow_sysmetrics.collectors.accelerators import nvidia
+from mlflow_sysmetrics.collectors.accelerators.nvidia import fallback
 from tests.conftest import FIXTURES, FakeCommands, Replay, fixture_root
 from tests.fresh import fresh_python
 
@@ -24,9 +24,9 @@ def test_driver_version_from_both_kernel_module_kinds() -> None:
     open_module = (
         "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  (nixbld@)"
     )
-    assert nvidia.parse_driver_version(proprietary) == "535.183.01"
-    assert nvidia.parse_driver_version(open_module) == "580.159.04"
-    assert nvidia.parse_driver_version("garbage") is None
+    assert fallback.parse_driver_version(proprietary) == "535.183.01"
+    assert fallback.parse_driver_version(open_module) == "580.159.04"
+    assert fallback.parse_driver_version("garbage") is None
 
 
 def test_query_csv_of_the_captured_h100() -> None:
@@ -35,7 +35,7 @@ def test_query_csv_of_the_captured_h100() -> None:
     That capture asked ``power.limit``, the software limit: it is not taken for the enforced one.
     """
     (recording,) = (fixture_root("h100-vm") / "commands").glob("nvidia-smi--query-gpu=index*")
-    devices, driver = nvidia.parse_query_csv(recording.read_text())
+    devices, driver = fallback.parse_query_csv(recording.read_text())
     assert driver == "580.159.04"
     assert [(d.name, d.memory_bytes, d.compute_capability, d.mig_enabled, d.bus_id) for d in devices] == [
         ("NVIDIA H100 80GB HBM3", 81559 * 1024**2, "9.0", False, "00000000:00:06.0")
@@ -59,8 +59,8 @@ def test_an_older_driver_is_asked_again_without_the_fields_it_refuses(replay: Re
 def test_cuda_version_from_header() -> None:
     """CUDA's version is only in nvidia-smi's header (no --query-gpu field holds it)."""
     header = (fixture_root("h100-vm") / "commands" / "nvidia-smi.txt").read_text()
-    assert nvidia.parse_cuda_version(header) == "13.0"
-    assert nvidia.parse_cuda_version("CUDA Driver Version: 12.8") == "12.8"
+    assert fallback.parse_cuda_version(header) == "13.0"
+    assert fallback.parse_cuda_version("CUDA Driver Version: 12.8") == "12.8"
 
 
 def test_eight_identical_gpus(replay: Replay) -> None:
@@ -113,7 +113,7 @@ def test_mig_instances_named_the_old_way(replay: Replay, monkeypatch: pytest.Mon
 def _uuids(root: str) -> list[str]:
     base = fixture_root(root) / "proc/driver/nvidia/gpus"
     return [
-        nvidia.parse_information((base / bus / "information").read_text())["GPU UUID"]
+        fallback.parse_information((base / bus / "information").read_text())["GPU UUID"]
         for bus in sorted(os.listdir(base))
     ]
 

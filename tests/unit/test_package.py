@@ -14,6 +14,7 @@ import pytest
 
 import mlflow_sysmetrics
 from tests.fresh import fresh_python
+from tests.pages import DOCS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,15 +42,17 @@ def test_collect_needs_no_mlflow() -> None:
 
 
 def test_public_surface_is_explicit_and_documented() -> None:
-    """__all__ is sorted, every name resolves, and every public callable has a docstring."""
+    """__all__ is sorted, every name resolves, has a docstring, a use on the doors' page and its API entry."""
     assert sorted(mlflow_sysmetrics.__all__) == mlflow_sysmetrics.__all__
-    readme = (REPO / "README.md").read_text()
+    usage = (DOCS / "usage.md").read_text()
+    reference = (DOCS / "reference.md").read_text().splitlines()
     for name in mlflow_sysmetrics.__all__:
         value = getattr(mlflow_sysmetrics, name)
+        assert f"::: mlflow_sysmetrics.{name}" in reference, f"{name} is not in the API reference"
         if name.startswith("__"):
             continue
         assert inspect.getdoc(value), f"{name} has no docstring"
-        assert f"`{name}" in readme, f"{name} is not in the README"
+        assert f"`{name}" in usage, f"{name} is not on the page docs/usage.md"
 
 
 def test_the_built_wheel_installs_what_users_get(tmp_path: Path) -> None:

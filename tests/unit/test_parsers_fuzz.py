@@ -8,11 +8,21 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlflow_sysmetrics.collectors import _cgroup, cloud, cpu, distributed, macos, memory, system, windows
-from mlflow_sysmetrics.collectors.accelerators import amd, nvidia, visibility
+from mlflow_sysmetrics.collectors import (
+    _cgroup,
+    cloud,
+    cpu,
+    distributed,
+    macos,
+    memory,
+    system,
+    windows_registry,
+)
+from mlflow_sysmetrics.collectors.accelerators import amd, visibility
 from mlflow_sysmetrics.collectors.accelerators import apple as apple_gpus
 from mlflow_sysmetrics.collectors.accelerators import windows as display_adapters
 from mlflow_sysmetrics.collectors.accelerators.device import gpu_tags
+from mlflow_sysmetrics.collectors.accelerators.nvidia import fallback as nvidia_fallback
 
 # Text shaped like the files: key/value lines, separators, numbers, stray bytes.
 line = st.one_of(
@@ -62,13 +72,13 @@ def test_text_parsers_never_raise(text: str) -> None:
     _cgroup.parse_proc_cgroup(text)
     _cgroup.parse_mountinfo(text)
     memory.meminfo_total(text)
-    assert _strings(nvidia.parse_information(text))
-    nvidia.parse_driver_version(text)
-    nvidia.parse_cuda_version(text)
-    devices, _driver = nvidia.parse_query_csv(text)
+    assert _strings(nvidia_fallback.parse_information(text))
+    nvidia_fallback.parse_driver_version(text)
+    nvidia_fallback.parse_cuda_version(text)
+    devices, _driver = nvidia_fallback.parse_query_csv(text)
     assert all(isinstance(d.name, str) for d in devices)
     assert _strings(gpu_tags(devices, []))
-    nvidia.parse_list(text)
+    nvidia_fallback.parse_list(text)
     assert _strings(macos.parse_sysctl(text))
     assert _strings(cloud.classify({"sys_vendor": text, "product_name": text}))
     seen = visibility.cuda(devices, text, None)
@@ -136,8 +146,8 @@ def test_registry_values_never_raise(values: dict[str, Any], version: str) -> No
     devices, drivers = display_adapters.adapters(Registry())
     assert _strings(gpu_tags(devices, []))
     assert _strings(drivers)
-    model = windows.cpu_model(Registry())
+    model = windows_registry.cpu_model(Registry())
     assert model is None or isinstance(model, str)
     driver = display_adapters.nvidia_driver_from_windows(version)
     assert driver is None or isinstance(driver, str)
-    assert _strings(windows.dmi(Registry()))
+    assert _strings(windows_registry.dmi(Registry()))

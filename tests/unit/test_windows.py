@@ -13,7 +13,7 @@ import pytest
 
 from mlflow_sysmetrics._context import Context
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors import cloud, for_platform, windows
+from mlflow_sysmetrics.collectors import cloud, for_platform, windows_registry
 from mlflow_sysmetrics.collectors.accelerators import windows as display_adapters
 from mlflow_sysmetrics.collectors.accelerators.device import gpu_tags
 from mlflow_sysmetrics.collectors.system import windows_name
@@ -38,7 +38,10 @@ class RecordedRegistry:
 
 WORKSTATION = RecordedRegistry(
     {
-        windows.CPU_KEY: {"ProcessorNameString": "13th Gen Intel(R) Core(TM) i9-13900K   ", "~MHz": 2995},
+        windows_registry.CPU_KEY: {
+            "ProcessorNameString": "13th Gen Intel(R) Core(TM) i9-13900K   ",
+            "~MHz": 2995,
+        },
         f"{DISPLAY}\\0000": {
             "DriverDesc": "NVIDIA GeForce RTX 4090",
             "MatchingDeviceId": "pci\\ven_10de&dev_2684",
@@ -56,7 +59,7 @@ WORKSTATION = RecordedRegistry(
             "MatchingDeviceId": "root\\basicdisplay",
         },
         f"{DISPLAY}\\Properties": {},
-        windows.BIOS_KEY: {
+        windows_registry.BIOS_KEY: {
             "SystemManufacturer": "Amazon EC2",
             "SystemProductName": "g5.xlarge",
             "BIOSVendor": "Amazon EC2",
@@ -71,8 +74,11 @@ def _context() -> Context:
 
 def test_cpu_from_registry() -> None:
     """ProcessorNameString, with Windows' padding removed."""
-    assert windows.cpu_model(WORKSTATION) == "13th Gen Intel(R) Core(TM) i9-13900K"
-    assert windows.collect_cpu(_context(), WORKSTATION)["sys.cpu"] == "13th Gen Intel(R) Core(TM) i9-13900K"
+    assert windows_registry.cpu_model(WORKSTATION) == "13th Gen Intel(R) Core(TM) i9-13900K"
+    assert (
+        windows_registry.collect_cpu(_context(), WORKSTATION)["sys.cpu"]
+        == "13th Gen Intel(R) Core(TM) i9-13900K"
+    )
 
 
 def test_display_adapters_from_registry() -> None:
@@ -117,14 +123,17 @@ def test_windows_11_told_by_build() -> None:
 
 def test_cloud_from_registry_bios_key() -> None:
     """The registry's BIOS key holds the same firmware strings as Linux DMI."""
-    assert cloud.classify(windows.dmi(WORKSTATION)) == {"sys.cloud": "aws", "sys.instance_type": "g5.xlarge"}
+    assert cloud.classify(windows_registry.dmi(WORKSTATION)) == {
+        "sys.cloud": "aws",
+        "sys.instance_type": "g5.xlarge",
+    }
 
 
 def test_windows_table_reads_the_registry_not_linux_files() -> None:
     """The Windows table's CPU and cloud collectors are the registry's; no Linux-only tags."""
     table = {c.name: c for c in for_platform("windows")}
     assert table["cloud"].function.__name__ == "collect_windows"
-    assert table["cpu"].function is windows.collect_cpu
+    assert table["cpu"].function is windows_registry.collect_cpu
     keys = {key for c in table.values() for key in c.keys}
     assert "sys.cloud" in keys
     assert "sys.container" not in keys

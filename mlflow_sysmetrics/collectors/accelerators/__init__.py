@@ -1,9 +1,9 @@
 """The ``gpu`` collector: every vendor's inventory, narrowed to what the process may use.
 
-One contract for every vendor: a vendor is one row of :data:`VENDORS` and one module beside
-this one. The row says on which platforms it applies, how to tell cheaply (without
-importing its module) that its driver or device is here, and which environment variables
-change what a process may use. The module provides
+One contract for every vendor: a vendor is one row of :data:`VENDORS` and one module (or
+package) beside this one. The row says on which platforms it applies, how to tell cheaply
+(without importing its module) that its driver or device is here, and which environment
+variables change what a process may use. The module is a :class:`.contract.VendorModule`:
 
 - ``inventory(ctx: Context) -> Inventory | None``: its devices on this machine, and
 - ``visible(devices, env) -> Visible``: which of them a process may use under ``env``
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from types import ModuleType
 
+    from .contract import VendorModule
     from .device import Device, Inventory
     from .visibility import Visible
 
@@ -48,11 +49,11 @@ class Vendor(Record):
     env: tuple[str, ...] = ()
     lists_others: bool = False
 
-    def module(self) -> ModuleType:
+    def module(self) -> VendorModule:
         """The vendor's module (imported now, if not yet: only where its hardware is present)."""
         # __import__ rather than importlib.import_module: importlib's own import is not free
         package: ModuleType = __import__(__name__, fromlist=[self.name])
-        module: ModuleType = getattr(package, self.name)
+        module: VendorModule = getattr(package, self.name)
         return module
 
 

@@ -130,7 +130,8 @@ def power_cap_w(root: Root, base: str) -> float | None:
 #: AMD's dGPUs sit behind a PCIe switch of their own (upstream port 1002:1478, downstream
 #: 1479); the slot's link is above it (see :func:`.pci.link`).
 INTERNAL_BRIDGE_VENDOR = AMD_VENDOR_ID
-#: amdgpu lowers the link's width in low power states (``pp_dpm_pcie``).
+#: amdgpu lowers the link's width in low power states, with its speed (``pp_dpm_pcie``: see
+#: :func:`.pci.link`).
 WIDTH_DROPS_WHEN_IDLE = True
 #: The HSA topology the KFD driver publishes: one node per CPU and per GPU agent, in the
 #: order the ROCr runtime (and so HIP and PyTorch) enumerates the agents.

@@ -118,6 +118,15 @@ def _number(root: Root, path: str) -> int | None:
     return value if value > 0 else None
 
 
+def _full_speed(root: Root, ends: list[str], most: int) -> bool:
+    """Whether the link runs at the generation ``most`` both ends allow (read at either end)."""
+    for path in ends:
+        current = generation(root.read_line(f"{path}/current_link_speed"))
+        if current is not None:
+            return current >= most
+    return False
+
+
 def link(
     root: Root, bus: str, *, internal_bridge_vendor: int | None = None, width_drops_when_idle: bool = False
 ) -> tuple[int, int] | None:
@@ -132,9 +141,11 @@ def link(
     behind a PCIe switch of another vendor (DGX and HGX boards) the link read is the
     device's to that switch. The width is the negotiated one (``current_link_width``),
     except where the vendor's driver narrows the link in low power states
-    (``width_drops_when_idle``, amdgpu's ``pp_dpm_pcie``): then the widths both ends
-    support, so that an idle reading does not shrink it. Without the port above (a
-    replayed tree that captured the device alone), the device's own values.
+    (``width_drops_when_idle``, amdgpu's ``pp_dpm_pcie``, whose low levels lower the speed
+    with the width): there a narrower width read while the link runs below the speed both
+    ends allow is a power state, and the widths both ends support are told instead; at
+    that full speed (``current_link_speed``) the link really runs at its width. Without
+    the port above (a replayed tree that captured the device alone), the device's own values.
     """
     device = root.resolve(f"{DEVICES}/{bus}") or f"{DEVICES}/{bus}"
     end, upstream = device, None
@@ -151,7 +162,7 @@ def link(
     if not generations or generation(root.read_line(f"{end}/max_link_speed")) is None:
         return None
     width = _number(root, f"{end}/current_link_width")
-    if width_drops_when_idle:
+    if width_drops_when_idle and not (width and _full_speed(root, ends, min(generations))):
         widths = [w for w in (_number(root, f"{p}/max_link_width") for p in ends) if w]
         width = min(widths) if widths else width
     return (min(generations), width) if width else None

@@ -1,6 +1,6 @@
 """Display adapters of Windows, from the registry; PowerShell's CIM query as the fallback.
 
-The registry is read through :class:`..windows.Registry`, whose real form wraps
+The registry is read through :class:`..windows_registry.Registry`, whose real form wraps
 :mod:`winreg`; tests replay recorded registry values through the same interface. The list
 holds every vendor's adapters: an NVIDIA GPU that NVML lists too is left to NVML, and the
 ones it alone lists are selected by NVIDIA's rules (the contract in :mod:`.`).
@@ -14,8 +14,13 @@ import re
 from typing import Any
 
 from ..._context import Context
-from ..windows import Registry, WinRegistry
+from ..windows_registry import Registry, WinRegistry
 from .device import Device, Inventory
+from .visibility import Visible
+
+TYPE_CHECKING = False  # the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: The device class of display adapters.
 DISPLAY_CLASS_KEY = r"SYSTEM\CurrentControlSet\Control\Class\{4d36e968-e325-11ce-bfc1-08002be10318}"
@@ -104,3 +109,12 @@ def inventory(ctx: Context, registry: Registry | None = None) -> Inventory | Non
     except FileNotFoundError:
         return None
     return Inventory("windows", "powershell", tuple(parse_cim(text)))
+
+
+def visible(devices: Sequence[Device], env: Mapping[str, str]) -> Visible:
+    """Every adapter: Windows has no variable of its own that hides one from a process.
+
+    The adapters of a vendor with a row of its own (NVIDIA, AMD) are selected by that row's
+    rule instead (see the contract in :mod:`.`).
+    """
+    return Visible(list(devices), list(devices))

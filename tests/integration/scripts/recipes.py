@@ -1,10 +1,10 @@
-"""The README's "With your framework" recipes, each training a tiny model for a step on CPU.
+"""The "With your framework" recipes (docs/frameworks.md), each training a tiny model for a step on CPU.
 
     python recipes.py FRAMEWORK WAY
 
 FRAMEWORK is ``sklearn``, ``lightning`` or ``transformers``; WAY is ``implicit`` (the caller
 sets ``MLFLOW_RUN_CONTEXT_PROVIDER=sysmetrics``), ``explicit`` (the recipe's one line without
-the variable) or ``trap`` (the mistake the README warns about). Nothing is downloaded: the data
+the variable) or ``trap`` (the mistake the page warns about). Nothing is downloaded: the data
 are random tensors and the models are built in code. The tracking URI and experiment come from
 ``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_NAME``. Prints, as JSON, every run of the
 experiment: its metric names and whether it carries the system tags.

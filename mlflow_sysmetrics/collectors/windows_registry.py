@@ -1,8 +1,8 @@
-"""Windows: the CPU model and firmware facts from the registry, no subprocess.
+"""Windows' registry: how it is read, and the CPU model and firmware facts in it (no subprocess).
 
 The registry is read through :class:`Registry`, whose real form wraps :mod:`winreg`; tests
 replay recorded registry values through the same interface. The display adapters are read
-from it too, by :mod:`.accelerators.windows`.
+from it too, by :mod:`.accelerators.windows` (the Windows GPU vendor module).
 """
 
 from __future__ import annotations

@@ -1,101 +1,27 @@
-"""NVIDIA GPUs: NVML first, ``/proc/driver/nvidia`` and ``nvidia-smi`` as fallbacks.
+"""NVIDIA's fallbacks to NVML: the driver's ``/proc`` files and ``nvidia-smi``.
 
-On the live machine NVML (through :mod:`._nvml`, no ``pynvml`` import) gives every fact in
-one in-process pass. Where NVML cannot be loaded or initialised, and on a replayed machine
-(``MLFLOW_SYSMETRICS_ROOT``), the driver's ``/proc`` files give model, UUID, bus and driver
-version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds the rest, with
-the CUDA version from ``nvidia-smi --version`` (or its status table's header).
+Used where NVML cannot be loaded or initialised, and on a replayed machine
+(``MLFLOW_SYSMETRICS_ROOT``): the driver's ``/proc`` files give model, UUID, bus and driver
+version without a subprocess, and one ``nvidia-smi --query-gpu`` call adds the rest (the
+fields of :data:`.facts.FACTS`), with the CUDA version from ``nvidia-smi --version`` (or its
+status table's header); sysfs gives each GPU's PCIe link (:func:`..pci.link`).
 
-The parsers of those fallbacks import ``re`` and ``csv`` themselves, once each where used:
-NVML's path needs neither. Which GPUs a CUDA process may use is :func:`visible` (CUDA's
-grammar is in :mod:`.visibility`).
+The parsers import ``re`` and ``csv`` themselves, once each where used: NVML's path imports
+neither, and this module only when a fallback runs.
 """
 
 from __future__ import annotations
 
-from ... import _log
-from ..._context import Context
-from ..._files import Root
-from ..._value import Record
-from . import pci, visibility
-from .device import Device, Inventory
+from ...._context import Context
+from ...._files import Root
+from .. import pci
+from ..device import Device, Inventory
+from .facts import FACTS, QUERY_FIELDS, REQUIRED_FIELDS, _clean
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
-
-class Fact(Record):
-    """One fact of a GPU as both NVIDIA sources tell it, declared once (see :data:`FACTS`).
-
-    ``nvml``: the NVML function that answers it, ``f(device, unsigned int *out, ...)`` with
-    ``outputs`` outputs, the first of which is the value (``nvml_value`` turns it into the
-    record's); ``smi``: the ``nvidia-smi --query-gpu`` field (``smi_value`` reads its text).
-    The answer goes in the :class:`.device.Device` field ``field``; a MIG instance shares its
-    GPU's.
-    """
-
-    field: str
-    nvml: str
-    smi: str
-    nvml_value: Callable[[int], object]
-    smi_value: Callable[[str | None], object]
-    outputs: int = 1
-
-
-def _clean(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or value.startswith("[") or value in ("N/A", "[N/A]", "Not Supported"):
-        return None
-    return value
-
-
-def _watts(value: str | None) -> float | None:
-    import re
-
-    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*W?\s*$", _clean(value) or "")
-    return float(match.group(1)) if match else None
-
-
-def _whole(value: str | None) -> int | None:
-    text = _clean(value)
-    return int(text) if text and text.isascii() and text.isdigit() and int(text) > 0 else None
-
-
-def _enabled(value: str | None) -> bool | None:
-    text = (_clean(value) or "").lower()
-    return True if text == "enabled" else False if text == "disabled" else None
-
-
-def _milliwatts(value: int) -> float | None:
-    return value / 1000 if value else None
-
-
-def _positive(value: int) -> int | None:
-    return value or None
-
-
-#: What NVIDIA tells of each GPU beyond its name, memory and identity, one row per fact.
-#: ``enforced.power.limit`` is "the minimum of various power limiters" (a BMC's cap
-#: included), as NVML's enforced limit is; ``power.limit`` is only the limit software set.
-#: ``pcie.link.gen.max`` is "the maximum PCI-E link generation possible with this GPU and
-#: system configuration" (both ends); the width is the negotiated one.
-FACTS: tuple[Fact, ...] = (
-    Fact("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit", "enforced.power.limit", _milliwatts, _watts),
-    Fact("pcie_generation", "nvmlDeviceGetMaxPcieLinkGeneration", "pcie.link.gen.max", _positive, _whole),
-    Fact("pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", "pcie.link.width.current", _positive, _whole),
-    # nvml.h: nvmlDeviceGetEccMode(device, &current, &pending), NVML_FEATURE_ENABLED = 1
-    Fact("ecc_mode", "nvmlDeviceGetEccMode", "ecc.mode.current", bool, _enabled, outputs=2),
-)
-
-#: Fields every driver knows; the others are left out of the query when a driver refuses
-#: them (``compute_cap`` came with R510, ``mig.mode.current`` with R450).
-REQUIRED_FIELDS = ("index", "name", "uuid", "memory.total", "driver_version", "pci.bus_id")
-#: The one ``nvidia-smi`` query for everything at once.
-QUERY_FIELDS = ",".join((*REQUIRED_FIELDS, "compute_cap", "mig.mode.current", *(f.smi for f in FACTS)))
 _DRIVER = r"Kernel Module\b.*?\s(\d+\.\d+(?:\.\d+)*)(?:\s|$)"
 _CUDA = r"(?i)CUDA[\w ]*?Version\s*:\s*(\d+\.\d+)"
 #: A GPU UUID as the driver writes it; an uninitialised GPU shows ``GPU-????????-...`` instead.
@@ -353,25 +279,13 @@ def _bus_key(bus: str | None) -> str:
         return bus.lower()
 
 
-def inventory(ctx: Context) -> Inventory | None:
-    """NVIDIA GPUs by the cheapest source that knows every fact, or ``None`` if none.
+def inventory(ctx: Context, failure: Exception | None = None) -> Inventory | None:
+    """The driver's ``/proc`` list filled in by ``nvidia-smi`` and sysfs; ``None`` without the driver.
 
-    On the live machine NVML answers everything in one pass; its shutdown is left until
-    the answer is handed over. The driver's files and ``nvidia-smi`` are read only when
-    NVML cannot be used, and on a replayed machine.
+    ``failure``: why NVML could not be used, noted as an error where the driver lists GPUs
+    (NVML should have answered for them).
     """
     root = ctx.root
-    failure = None
-    if root.is_live:
-        from . import _nvml
-
-        try:
-            return _nvml.inventory(defer=ctx.defer)
-        except OSError:
-            _log.logger().debug("NVML is not installed; trying the driver's files and nvidia-smi")
-        except _nvml.NVMLError as exc:
-            _log.logger().debug("NVML failed (%s); trying the driver's files and nvidia-smi", exc)
-            failure = exc
     proc = from_proc(root)
     if failure is not None and proc is not None:
         ctx.note_error(failure)
@@ -384,8 +298,3 @@ def inventory(ctx: Context) -> Inventory | None:
         ctx.note_error(exc)
         return proc
     return proc if smi is None else _with_links(ctx, _merge(proc, smi))
-
-
-def visible(devices: Sequence[Device], env: Mapping[str, str]) -> visibility.Visible:
-    """What a CUDA process enumerates under ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER``."""
-    return visibility.cuda(devices, env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))
