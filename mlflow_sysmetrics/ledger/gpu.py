@@ -172,7 +172,10 @@ class GpuMeter(Meter):
                 value = combine(shares) if combine is not None else sum(shares) / len(shares)
                 book.add(key, round(value, 3))
         self._busy(first, last, book)
+        links = any(gpu.device.nvlink_links for gpu in self.gpus.values())
         for field, key, what, scale in SUMS:
+            if field.startswith("nvlink") and not links:
+                continue  # GPUs without NVLink: nothing to count, nothing to say
             counts = self._deltas(first, last, field, what, book)
             if counts is not None:
                 book.add(key, round(sum(counts) * scale, 6) if scale != 1.0 else float(sum(counts)))
