@@ -16,7 +16,8 @@ from two readings and the seconds between), one module each:
 - :mod:`.rapl`: the CPU packages' energy;
 - :mod:`.memory`: the peak resident memory;
 - :mod:`.io`: the storage bytes the run's processes read and wrote;
-- :mod:`.network`: the bytes over the network namespace's interfaces.
+- :mod:`.network`: the bytes over the network namespace's interfaces;
+- :mod:`.rdma`: the bytes over the RDMA ports ``sys.network`` counts.
 
 A figure that cannot be counted (no counter, a counter that went backwards, permission, a
 value the source marks "not available") is absent and named in ``sys.ledger``, never 0,

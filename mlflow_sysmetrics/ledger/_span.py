@@ -72,6 +72,16 @@ def _network_meter(setup: Setup) -> Meter | None:
     return NetworkMeter(setup.root)
 
 
+def _rdma_meter(setup: Setup) -> Meter | None:
+    from ..collectors.network import BASE
+
+    if not setup.root.listdir(BASE):
+        return None  # no RDMA device: nothing to count, and no module to load
+    from .rdma import meter
+
+    return meter(setup.root)
+
+
 #: Every meter, in the order ``sys.ledger`` names what they could not count: what ``sys.ledger``
 #: calls it if it cannot be built, and how to build it (``None``: nothing of it here to count).
 METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
@@ -81,6 +91,7 @@ METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
     ("memory peak", _memory_meter),
     ("storage io", _io_meter),
     ("network", _network_meter),
+    ("rdma", _rdma_meter),
 )
 
 
