@@ -14,7 +14,10 @@ from two readings and the seconds between), one module each:
   or a compute partition counts its whole device), through each vendor's ``counters``;
 - :mod:`.gpu_memory`: the GPU memory the run held at its peak;
 - :mod:`.rapl`: the CPU packages' energy;
-- :mod:`.memory`: the peak resident memory.
+- :mod:`.memory`: the peak resident memory;
+- :mod:`.io`: the storage bytes the run's processes read and wrote;
+- :mod:`.network`: the bytes over the network namespace's interfaces;
+- :mod:`.rdma`: the bytes over the RDMA ports ``sys.network`` counts.
 
 A figure that cannot be counted (no counter, a counter that went backwards, permission, a
 value the source marks "not available") is absent and named in ``sys.ledger``, never 0,

@@ -17,6 +17,7 @@ and no thread.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -27,6 +28,27 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
+
+    from .._files import Root
+
+
+def read_text(root: Root, path: str, whole: bool = False, limit: int = 4 * 1024 * 1024) -> str:
+    """A kernel file under ``root`` (``/proc``, ``/sys``), up to ``limit`` bytes, without buffering.
+
+    ``whole``: the file is one small record that a single read returns whole (a sysfs
+    attribute, ``/proc/<pid>/io``); otherwise it is read until the end, as a ``seq_file``
+    gives at most its buffer (a page, at first) a read. Raises :class:`OSError` as the kernel
+    answers (``FileNotFoundError``: not there; ``PermissionError``: not ours to read), so that
+    a meter can say which.
+    """
+    handle = os.open(root.join(path), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(handle, 65536)]
+        while not whole and chunks[-1] and len(chunks) * 65536 < limit:
+            chunks.append(os.read(handle, 65536))
+    finally:
+        os.close(handle)
+    return b"".join(chunks).decode("ascii", "replace")
 
 
 class Uncountable(Exception):

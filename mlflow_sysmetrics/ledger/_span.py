@@ -60,6 +60,28 @@ def _memory_meter(setup: Setup) -> Meter | None:
     return MemoryMeter(setup.root)
 
 
+def _io_meter(setup: Setup) -> Meter | None:
+    from .io import IoMeter
+
+    return IoMeter(setup.root)
+
+
+def _network_meter(setup: Setup) -> Meter | None:
+    from .network import NetworkMeter
+
+    return NetworkMeter(setup.root)
+
+
+def _rdma_meter(setup: Setup) -> Meter | None:
+    from ..collectors.network import BASE
+
+    if not setup.root.listdir(BASE):
+        return None  # no RDMA device: nothing to count, and no module to load
+    from .rdma import meter
+
+    return meter(setup.root)
+
+
 #: Every meter, in the order ``sys.ledger`` names what they could not count: what ``sys.ledger``
 #: calls it if it cannot be built, and how to build it (``None``: nothing of it here to count).
 METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
@@ -67,6 +89,9 @@ METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
     ("gpu memory peak", _gpu_memory_meter),
     ("cpu energy", _rapl_meter),
     ("memory peak", _memory_meter),
+    ("storage io", _io_meter),
+    ("network", _network_meter),
+    ("rdma", _rdma_meter),
 )
 
 
