@@ -3,7 +3,7 @@
     python benchmarks/ledger_cost.py                 # this machine, and 8 stand-in GPUs
     python benchmarks/ledger_cost.py --processes 15
 
-For each machine: the first span of a process (``_ledger.start()`` then ``finish()``, after
+For each machine: the first span of a process (``ledger.start()`` then ``finish()``, after
 ``collect()`` has run, as in ``sysmetrics_run()``; on a GPU machine this is where NVML's
 initialisation falls) and the warm span (the median of 50 more in the same process). "8 GPUs"
 is the stand-in NVML (``tests/fakes/fake_nvml.c``, built here with ``cc``) describing eight
@@ -30,16 +30,16 @@ from tests.fresh import fresh_python  # noqa: E402
 
 SPANS = """
 import json, time
-from mlflow_sysmetrics import _ledger, collect
+from mlflow_sysmetrics import collect, ledger as run_ledger
 collect()
 t = time.perf_counter()
-span = _ledger.start()
+span = run_ledger.start()
 ledger = span.finish()
 first = (time.perf_counter() - t) * 1e3
 warm = []
 for _ in range(50):
     t = time.perf_counter()
-    span = _ledger.start()
+    span = run_ledger.start()
     ledger = span.finish()
     warm.append((time.perf_counter() - t) * 1e3)
 warm.sort()
