@@ -14,7 +14,10 @@ from two readings and the seconds between), one module each:
   or a compute partition counts its whole device), through each vendor's ``counters``;
 - :mod:`.gpu_memory`: the GPU memory the run held at its peak;
 - :mod:`.rapl`: the CPU packages' energy;
-- :mod:`.memory`: the peak resident memory.
+- :mod:`.memory`: the peak resident memory;
+- :mod:`.cpu_time`: how busy the cores the run could use were (its process tree's CPU time);
+- :mod:`.throttling`: how often the cgroup's CPU quota held the run back;
+- :mod:`.pressure`: the share of the run some task was stalled on CPU, I/O or memory (PSI).
 
 A figure that cannot be counted (no counter, a counter that went backwards, permission, a
 value the source marks "not available") is absent and named in ``sys.ledger``, never 0,

@@ -60,6 +60,24 @@ def _memory_meter(setup: Setup) -> Meter | None:
     return MemoryMeter(setup.root)
 
 
+def _cpu_time_meter(setup: Setup) -> Meter | None:
+    from .cpu_time import CpuTimeMeter
+
+    return CpuTimeMeter(setup.root)
+
+
+def _throttling_meter(setup: Setup) -> Meter | None:
+    from .throttling import ThrottlingMeter
+
+    return ThrottlingMeter(setup.root)
+
+
+def _pressure_meter(setup: Setup) -> Meter | None:
+    from .pressure import PressureMeter
+
+    return PressureMeter(setup.root)
+
+
 #: Every meter, in the order ``sys.ledger`` names what they could not count: what ``sys.ledger``
 #: calls it if it cannot be built, and how to build it (``None``: nothing of it here to count).
 METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
@@ -67,6 +85,9 @@ METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
     ("gpu memory peak", _gpu_memory_meter),
     ("cpu energy", _rapl_meter),
     ("memory peak", _memory_meter),
+    ("cpu use", _cpu_time_meter),
+    ("cpu throttling", _throttling_meter),
+    ("stalls", _pressure_meter),
 )
 
 
