@@ -37,15 +37,19 @@ class Setup(Record):
 
 
 def _gpu_meter(setup: Setup) -> Meter | None:
+    if not setup.gpus:
+        return None
     from .gpu import GpuMeter
 
-    return GpuMeter(setup.gpus) if setup.gpus else None
+    return GpuMeter(setup.gpus)
 
 
 def _gpu_memory_meter(setup: Setup) -> Meter | None:
+    if not setup.gpus:
+        return None  # and its module is not imported
     from .gpu_memory import GpuMemoryMeter
 
-    return GpuMemoryMeter(setup.gpus) if setup.gpus else None
+    return GpuMemoryMeter(setup.gpus)
 
 
 def _rapl_meter(setup: Setup) -> Meter | None:

@@ -39,7 +39,7 @@ What is exact and what is not:
   descendant: its ``/proc/<pid>/stat`` holds its times.
 
 Where the run is alone in its cgroup at both readings (the group holds this process and its
-descendants only, and no child group: :func:`._tree.sole_cgroup`), the group's own count of
+descendants only, and no child group: :func:`._meter.sole_cgroup`), the group's own count of
 its tasks' CPU time is the exact figure: ``cpu.stat`` ``usage_usec`` (v2) or
 ``cpuacct.usage`` (v1, nanoseconds), which also counts a process that left the tree but not
 the group; ``sys.ledger`` then says so.
@@ -63,8 +63,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
 from .._value import Record
-from ._meter import Book, Meter, Uncountable
-from ._tree import descendants, sole_cgroup
+from ._meter import Book, Meter, Uncountable, alone_in, counting_cgroup, descendants
 
 #: The cgroup counters of CPU time, by cgroup version: the controller whose hierarchy holds
 #: it, its file and the seconds in one of its units.
@@ -183,12 +182,19 @@ def _stat_ticks(root: Root, pid: int) -> int:
         return 0
 
 
-def _sole_group(root: Root, pid: int) -> tuple[int, str] | None:
+@once_per_root
+def _counting_group(root: Root) -> tuple[int, str] | None:
+    """The group whose CPU count would be the run's, were it alone there (found once per process)."""
     for version, (controller, counter, _) in CGROUP_COUNTERS.items():
-        found = sole_cgroup(root, pid, controller, {version: counter})
+        found = counting_cgroup(root, controller, {version: counter})
         if found is not None:
             return found
     return None
+
+
+def _sole_group(root: Root, pid: int) -> tuple[int, str] | None:
+    found = _counting_group(root)
+    return found if found is not None and alone_in(root, pid, *found) else None
 
 
 def _cgroup_seconds(root: Root, version: int, folder: str) -> float | None:

@@ -27,8 +27,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count
 from .._value import Record
-from ._meter import Book, Meter, ProgramExit, Uncountable
-from ._tree import sole_cgroup
+from ._meter import Book, Meter, ProgramExit, Uncountable, sole_cgroup
 
 
 class Marks(Record):

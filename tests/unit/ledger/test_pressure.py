@@ -7,7 +7,6 @@ the files missing, or there and failing to be read with ``EOPNOTSUPP``.
 
 from __future__ import annotations
 
-import builtins
 import errno
 import os
 import shutil
@@ -94,25 +93,24 @@ def test_psi_off_with_the_files_missing(tmp_path: Path, monkeypatch: pytest.Monk
 def test_psi_off_with_files_that_refuse_to_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The files are there, and reading them fails with EOPNOTSUPP (a kernel booted with psi=0): absent, said so."""
     _machine("cgroup-v2-training-container", tmp_path, monkeypatch)
-    real_open = builtins.open
+    real_open, real_read = os.open, os.read
+    refusing: set[int] = set()
 
-    class Refusing:
-        def __enter__(self) -> Refusing:
-            return self
+    def psi_off_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        handle = real_open(path, *args, **kwargs)  # the open itself succeeds, as the kernel's does
+        if str(path).endswith(".pressure") or "/proc/pressure/" in str(path):
+            refusing.add(handle)
+        else:
+            refusing.discard(handle)
+        return handle
 
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-        def read(self, size: int = -1) -> bytes:
+    def psi_off_read(handle: int, size: int) -> bytes:
+        if handle in refusing:
             raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real_read(handle, size)
 
-    def psi_off_open(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(file).endswith(".pressure") or "/proc/pressure/" in str(file):
-            real_open(file, *args, **kwargs).close()  # the open itself succeeds, as the kernel's does
-            return Refusing()
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", psi_off_open)
+    monkeypatch.setattr(os, "open", psi_off_open)
+    monkeypatch.setattr(os, "read", psi_off_read)
     counted = ledger.Span().finish()
     monkeypatch.undo()
     assert [key for key in KEYS if key in counted.metrics] == []
