@@ -15,6 +15,9 @@ from two readings and the seconds between), one module each:
 - :mod:`.gpu_memory`: the GPU memory the run held at its peak;
 - :mod:`.rapl`: the CPU packages' energy;
 - :mod:`.memory`: the peak resident memory;
+- :mod:`.cpu_time`: how busy the cores the run could use were (its process tree's CPU time);
+- :mod:`.throttling`: how often the cgroup's CPU quota held the run back;
+- :mod:`.pressure`: the share of the run some task was stalled on CPU, I/O or memory (PSI).
 - :mod:`.io`: the storage bytes the run's processes read and wrote;
 - :mod:`.network`: the bytes over the network namespace's interfaces;
 - :mod:`.rdma`: the bytes over the RDMA ports ``sys.network`` counts.

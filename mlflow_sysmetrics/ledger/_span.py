@@ -37,15 +37,19 @@ class Setup(Record):
 
 
 def _gpu_meter(setup: Setup) -> Meter | None:
+    if not setup.gpus:
+        return None
     from .gpu import GpuMeter
 
-    return GpuMeter(setup.gpus) if setup.gpus else None
+    return GpuMeter(setup.gpus)
 
 
 def _gpu_memory_meter(setup: Setup) -> Meter | None:
+    if not setup.gpus:
+        return None  # and its module is not imported
     from .gpu_memory import GpuMemoryMeter
 
-    return GpuMemoryMeter(setup.gpus) if setup.gpus else None
+    return GpuMemoryMeter(setup.gpus)
 
 
 def _rapl_meter(setup: Setup) -> Meter | None:
@@ -58,6 +62,24 @@ def _memory_meter(setup: Setup) -> Meter | None:
     from .memory import MemoryMeter
 
     return MemoryMeter(setup.root)
+
+
+def _cpu_time_meter(setup: Setup) -> Meter | None:
+    from .cpu_time import CpuTimeMeter
+
+    return CpuTimeMeter(setup.root)
+
+
+def _throttling_meter(setup: Setup) -> Meter | None:
+    from .throttling import ThrottlingMeter
+
+    return ThrottlingMeter(setup.root)
+
+
+def _pressure_meter(setup: Setup) -> Meter | None:
+    from .pressure import PressureMeter
+
+    return PressureMeter(setup.root)
 
 
 def _io_meter(setup: Setup) -> Meter | None:
@@ -89,6 +111,9 @@ METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
     ("gpu memory peak", _gpu_memory_meter),
     ("cpu energy", _rapl_meter),
     ("memory peak", _memory_meter),
+    ("cpu use", _cpu_time_meter),
+    ("cpu throttling", _throttling_meter),
+    ("stalls", _pressure_meter),
     ("storage io", _io_meter),
     ("network", _network_meter),
     ("rdma", _rdma_meter),

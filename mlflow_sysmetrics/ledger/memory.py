@@ -27,7 +27,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count
 from .._value import Record
-from ._meter import Book, Meter, ProgramExit, Uncountable
+from ._meter import Book, Meter, ProgramExit, Uncountable, sole_cgroup
 
 
 class Marks(Record):
@@ -149,41 +149,10 @@ def rusage_kib() -> tuple[int | None, int | None]:
     return int(own), int(children)
 
 
-def descendants(root: Root, pid: int) -> set[int]:
-    """The live descendants of ``pid`` (``/proc/<pid>/task/<tid>/children``, Linux 3.5+)."""
-    found: set[int] = set()
-    waiting = [pid]
-    while waiting:
-        current = waiting.pop()
-        for task in root.listdir(f"/proc/{current}/task"):
-            for child in (root.read(f"/proc/{current}/task/{task}/children") or "").split():
-                if child.isdigit() and int(child) not in found:
-                    found.add(int(child))
-                    waiting.append(int(child))
-    return found
-
-
 def _sole_cgroup(root: Root, pid: int) -> str | None:
     """The cgroup v2 folder of ``pid`` when it holds only ``pid`` and its descendants, and no child groups."""
-    if not _platform.LINUX:
-        return None
-    from ..collectors import _cgroup
-
-    version, folders = _cgroup.controller_dirs(root, "memory")
-    if version != 2 or not folders:
-        return None
-    folder = folders[0]
-    if not root.exists(f"{folder}/memory.peak"):
-        return None
-    stat = dict(
-        line.split(" ", 1) for line in (root.read(f"{folder}/cgroup.stat") or "").splitlines() if " " in line
-    )
-    if count(stat.get("nr_descendants")) != 0:
-        return None  # memory.peak would count the child groups too
-    members = {int(p) for p in (root.read(f"{folder}/cgroup.procs") or "").split() if p.isdigit()}
-    if pid not in members or members - {pid} - descendants(root, pid):
-        return None
-    return folder
+    found = sole_cgroup(root, pid, "memory", {2: "memory.peak"})
+    return None if found is None else found[1]
 
 
 def _reset_peak(root: Root, folder: str) -> int | None:
