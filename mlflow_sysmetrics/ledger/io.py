@@ -44,8 +44,7 @@ import os
 from .. import _platform
 from .. import tags as T
 from .._files import Root
-from ._meter import Book, Meter, Uncountable, read_text
-from .memory import descendants
+from ._meter import Book, Meter, Uncountable, descendants, read_text
 
 #: The fields counted (proc(5)): bytes fetched from storage, bytes sent to it (at the time
 #: the pages were dirtied), and dirty bytes dropped before writeback.
