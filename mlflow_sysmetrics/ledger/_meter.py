@@ -58,6 +58,18 @@ def read_text(root: Root, path: str, whole: bool = False, limit: int = 4 * 1024 
     return b"".join(chunks).decode("ascii", "replace")
 
 
+_resource: Any = None
+if not _platform.WINDOWS:  # the process's own and its waited-for children's usage
+    import resource as _resource
+
+
+def rusage() -> tuple[Any, Any] | None:
+    """``getrusage`` of this process and of its waited-for children, or ``None`` where there is none."""
+    if _resource is None:
+        return None
+    return _resource.getrusage(_resource.RUSAGE_SELF), _resource.getrusage(_resource.RUSAGE_CHILDREN)
+
+
 class Uncountable(Exception):
     """A meter's source is not there to count (no counter, no permission): one clause, no type name."""
 

@@ -1,4 +1,10 @@
-"""A run's span: every meter read at its start and at its end, and the figures they make."""
+"""A run's span: every meter read at its start and at its end, and the figures they make.
+
+The meters every machine has are imported with this module (with the package, when a door
+that counts is first imported), so that a run's first span pays for reading, not for
+loading code; the GPU memory meter where there are GPUs, the RDMA meter where there is a
+fabric.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,13 @@ from .. import tags as T
 from .._context import Context
 from .._files import Root
 from .._value import Record
+from . import cpu_time, gpu, io, memory, network, pressure, rapl, throttling
 from ._meter import Book, Guard, Meter, ProgramExit, Uncountable
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-    from .gpu import Gpu
 
 
 class Ledger(Record):
@@ -33,15 +38,11 @@ class Setup(Record):
 
     root: Root
     context: Context
-    gpus: list[Gpu] | None = None
+    gpus: list[gpu.Gpu] | None = None
 
 
 def _gpu_meter(setup: Setup) -> Meter | None:
-    if not setup.gpus:
-        return None
-    from .gpu import GpuMeter
-
-    return GpuMeter(setup.gpus)
+    return gpu.GpuMeter(setup.gpus) if setup.gpus else None
 
 
 def _gpu_memory_meter(setup: Setup) -> Meter | None:
@@ -50,48 +51,6 @@ def _gpu_memory_meter(setup: Setup) -> Meter | None:
     from .gpu_memory import GpuMemoryMeter
 
     return GpuMemoryMeter(setup.gpus)
-
-
-def _rapl_meter(setup: Setup) -> Meter | None:
-    from .rapl import RaplMeter
-
-    return RaplMeter(setup.root)
-
-
-def _memory_meter(setup: Setup) -> Meter | None:
-    from .memory import MemoryMeter
-
-    return MemoryMeter(setup.root)
-
-
-def _cpu_time_meter(setup: Setup) -> Meter | None:
-    from .cpu_time import CpuTimeMeter
-
-    return CpuTimeMeter(setup.root)
-
-
-def _throttling_meter(setup: Setup) -> Meter | None:
-    from .throttling import ThrottlingMeter
-
-    return ThrottlingMeter(setup.root)
-
-
-def _pressure_meter(setup: Setup) -> Meter | None:
-    from .pressure import PressureMeter
-
-    return PressureMeter(setup.root)
-
-
-def _io_meter(setup: Setup) -> Meter | None:
-    from .io import IoMeter
-
-    return IoMeter(setup.root)
-
-
-def _network_meter(setup: Setup) -> Meter | None:
-    from .network import NetworkMeter
-
-    return NetworkMeter(setup.root)
 
 
 def _rdma_meter(setup: Setup) -> Meter | None:
@@ -109,13 +68,13 @@ def _rdma_meter(setup: Setup) -> Meter | None:
 METERS: tuple[tuple[str, Callable[[Setup], Meter | None]], ...] = (
     ("gpu counters", _gpu_meter),
     ("gpu memory peak", _gpu_memory_meter),
-    ("cpu energy", _rapl_meter),
-    ("memory peak", _memory_meter),
-    ("cpu use", _cpu_time_meter),
-    ("cpu throttling", _throttling_meter),
-    ("stalls", _pressure_meter),
-    ("storage io", _io_meter),
-    ("network", _network_meter),
+    ("cpu energy", lambda setup: rapl.RaplMeter(setup.root)),
+    ("memory peak", lambda setup: memory.MemoryMeter(setup.root)),
+    ("cpu use", lambda setup: cpu_time.CpuTimeMeter(setup.root)),
+    ("cpu throttling", lambda setup: throttling.ThrottlingMeter(setup.root)),
+    ("stalls", lambda setup: pressure.PressureMeter(setup.root)),
+    ("storage io", lambda setup: io.IoMeter(setup.root)),
+    ("network", lambda setup: network.NetworkMeter(setup.root)),
     ("rdma", _rdma_meter),
 )
 
@@ -133,9 +92,7 @@ class Span:
         self.book = Book()
         setup = Setup(root, Context(root, time.monotonic() + settings.timeout))
         try:
-            from .gpu import counted_gpus
-
-            setup = setup._replace(gpus=counted_gpus(setup.context, self.book))
+            setup = setup._replace(gpus=gpu.counted_gpus(setup.context, self.book))
         except Exception as exc:  # the GPUs' figures are lost, the others' are not
             self.book.lacks("gpu counters", _problem(exc))
         self.gpu_count = None if setup.gpus is None else len(setup.gpus)

@@ -63,7 +63,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
 from .._value import Record
-from ._meter import Book, Meter, Uncountable, alone_in, counting_cgroup, descendants
+from ._meter import Book, Meter, Uncountable, alone_in, counting_cgroup, descendants, rusage
 
 #: The cgroup counters of CPU time, by cgroup version: the controller whose hierarchy holds
 #: it, its file and the seconds in one of its units.
@@ -90,11 +90,8 @@ class CpuTimeMeter(Meter):
     name = "cpu use"
 
     def __init__(self, root: Root) -> None:
-        try:
-            import resource
-        except ImportError:  # Windows
-            raise Uncountable("getrusage is not available on this platform") from None
-        self._resource = resource
+        if rusage() is None:  # Windows
+            raise Uncountable("getrusage is not available on this platform")
         self.root = root
         self.pid = os.getpid()
         self.following = False
@@ -104,9 +101,10 @@ class CpuTimeMeter(Meter):
 
     def read(self) -> Times:
         """The CPU seconds of this process, its ended children, its live descendants; the cgroup's."""
-        resource = self._resource
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        usage = rusage()
+        if usage is None:  # built only where there is getrusage
+            raise Uncountable("getrusage is not available on this platform")
+        own, children = usage
         live = self._live_seconds() if _platform.LINUX else None
         cgroup = None
         if self.cgroup is not None:

@@ -27,7 +27,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count
 from .._value import Record
-from ._meter import Book, Meter, ProgramExit, Uncountable, sole_cgroup
+from ._meter import Book, Meter, ProgramExit, Uncountable, rusage, sole_cgroup
 
 
 class Marks(Record):
@@ -139,14 +139,11 @@ def _cgroup_rose(first: int | None, last: int | None, reset: bool) -> bool:
 
 def rusage_kib() -> tuple[int | None, int | None]:
     """Peak resident set of this process and of its largest waited-for child, in KiB."""
-    try:
-        import resource
-    except ImportError:  # Windows
+    usage = rusage()
+    if usage is None:  # Windows
         return None, None
     scale = 1024 if _platform.MACOS else 1  # macOS says bytes, Linux kibibytes
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // scale
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // scale
-    return int(own), int(children)
+    return int(usage[0].ru_maxrss // scale), int(usage[1].ru_maxrss // scale)
 
 
 def _sole_cgroup(root: Root, pid: int) -> str | None:
