@@ -32,6 +32,15 @@ def positive_int(text: str | None) -> int | None:
     return value if value > 0 else None
 
 
+def count(text: str | None) -> int | None:
+    """A counter read from a file (a cumulative count that may be 0), or ``None``."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 class Root:
     """A file-system root under which absolute Linux paths are resolved."""
 

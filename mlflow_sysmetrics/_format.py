@@ -35,28 +35,31 @@ def ordered(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def ledger_of(metrics: Mapping[str, float]) -> dict[str, float]:
-    """A run's ledger, its nodes combined as the table says (summed, or their most).
+    """A run's ledger, its nodes combined as the table says (summed, their most, or their mean).
 
-    The mean power per GPU of several nodes is their energy over their GPU hours.
+    The mean power per GPU of several nodes is their energy over the GPU hours of the nodes
+    that counted energy: a node without an energy counter adds no hours to it.
     """
-    values: dict[str, list[float]] = {}
+    values: dict[str, dict[int, float]] = {}
     for key, value in metrics.items():
+        split = T.split_node_key(key)
         plain = T.plain_key(key)
         row = T.TABLE.get(plain)
         if row is not None and row.metric:
-            values.setdefault(plain, []).append(float(value))
+            values.setdefault(plain, {})[0 if split is None else split[0]] = float(value)
     combined: dict[str, float] = {}
     for key in T.METRIC_KEYS:
-        found = values.get(key)
+        found = list(values.get(key, {}).values())
         if not found:
             continue
         how = T.TABLE[key].combine
         combined[key] = (
             sum(found) if how == "sum" else max(found) if how == "max" else sum(found) / len(found)
         )
-    energy, hours = combined.get(T.GPU_ENERGY_WH), combined.get(T.GPU_HOURS)
-    if T.GPU_POWER_AVG_W in combined and energy is not None and hours:
-        combined[T.GPU_POWER_AVG_W] = energy / hours
+    energy = values.get(T.GPU_ENERGY_WH, {})
+    hours = sum(h for node, h in values.get(T.GPU_HOURS, {}).items() if node in energy)
+    if T.GPU_POWER_AVG_W in combined and energy and hours:
+        combined[T.GPU_POWER_AVG_W] = sum(energy.values()) / hours
     return {key: round(value, 6) for key, value in combined.items()}
 
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-from . import _ledger
+from . import ledger
 from ._engine import collect
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -62,11 +62,11 @@ def run_program(
     else:
         run = client.create_run(experiment_id or "0", run_name=run_name, tags=collect())
         run_id, node = run.info.run_id, 0
-    span = _ledger.start() if node is not None else None
+    span = ledger.start() if node is not None else None
     environment = dict(os.environ, MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=client.tracking_uri)
     program = subprocess.Popen(list(command), env=environment)
     if span is not None:
-        span.pid = program.pid  # its GPU memory is what NVML accounting is asked for
+        span.follow_program(program.pid)
 
     def forward(number: int, frame: FrameType | None) -> None:
         if program.poll() is None:
@@ -79,13 +79,21 @@ def run_program(
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the program got it too: it decides
     before = {number: signal.signal(number, forward) for number in passed_on}
     try:
-        code = program.wait()
+        # wait4 rather than wait: the program's peak resident set comes with its end
+        _, wait_status, usage = os.wait4(program.pid, 0)
+        code = program.returncode = os.waitstatus_to_exitcode(wait_status)
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
         if hasattr(signal, "SIGINT") and signal.SIGINT not in before:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     if span is not None and node is not None:
+        import resource
+
+        # The program started from this process, whose mark an exec hands on: its own peak
+        # is known only above this process's.
+        floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        span.program_exited(ledger.ProgramExit(program.pid, usage.ru_maxrss, floor))
         close_ledger(span, run_id, node, client)
     if not joined:
         status = "FINISHED" if code == 0 else "KILLED" if code < 0 else "FAILED"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypedDict, TypeVar
 
 import wrapt
 
-from . import _ledger, _shared_run
+from . import _shared_run, ledger
 from . import tags as T
 from ._engine import collect, handing_over
 from ._engine import snapshot as _snapshot
@@ -283,7 +283,7 @@ def _counted(run_id: str, node: int | None) -> Iterator[None]:
     Counters are read on entry, and on exit (raised or not) read again and written in one
     request. Never fails the block.
     """
-    span = _ledger.start() if node is not None else None
+    span = ledger.start() if node is not None else None
     try:
         yield
     finally:
@@ -291,7 +291,7 @@ def _counted(run_id: str, node: int | None) -> Iterator[None]:
             close_ledger(span, run_id, node)
 
 
-def close_ledger(span: _ledger.Span, run_id: str, node: int, client: MlflowClient | None = None) -> None:
+def close_ledger(span: ledger.Span, run_id: str, node: int, client: MlflowClient | None = None) -> None:
     """Finish ``span`` and write its ledger to run ``run_id``; a failure is one warning."""
     try:
         write_ledger(client or _default_client(), run_id, span.finish(), node)
@@ -299,15 +299,15 @@ def close_ledger(span: _ledger.Span, run_id: str, node: int, client: MlflowClien
         _LOG.warning("could not write the run's ledger to run %s: %s", run_id, exc)
 
 
-def write_ledger(client: MlflowClient, run_id: str, ledger: _ledger.Ledger, node: int) -> None:
+def write_ledger(client: MlflowClient, run_id: str, counted: ledger.Ledger, node: int) -> None:
     """The ledger's metrics and ``sys.ledger`` (node ``node``'s keys) in one request."""
     import time
 
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
-    metrics = [Metric(T.node_key(key, node), value, now, 0) for key, value in ledger.metrics.items()]
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag(T.node_key(T.LEDGER, node), ledger.text)])
+    metrics = [Metric(T.node_key(key, node), value, now, 0) for key, value in counted.metrics.items()]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(T.node_key(T.LEDGER, node), counted.text)])
 
 
 def _default_client() -> MlflowClient:

@@ -238,22 +238,23 @@ def replay(monkeypatch: pytest.MonkeyPatch, fake_commands: FakeCommands) -> Repl
     return use
 
 
-@pytest.fixture(scope="session")
-def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding a fake ``libnvidia-ml.so.1`` compiled from ``tests/fakes/fake_nvml.c``."""
-    folder = tmp_path_factory.mktemp("nvml")
+def build_fake_nvml(folder: Path, *leave_out: str) -> Path:
+    """``folder`` holding a fake ``libnvidia-ml.so.1`` from ``tests/fakes/fake_nvml.c``.
+
+    ``leave_out``: NVML functions the library lacks (as a newer NVML lacks one it deprecated).
+    """
     compiler = shutil.which("cc") or shutil.which("gcc")
     assert compiler, "a C compiler (cc or gcc) is needed to build the fake NVML library"
+    flags = [f"-DLEAVE_OUT_{name}" for name in leave_out]
+    library = folder / "libnvidia-ml.so.1"
     subprocess.run(
-        [
-            compiler,
-            "-shared",
-            "-fPIC",
-            "-O1",
-            "-o",
-            str(folder / "libnvidia-ml.so.1"),
-            str(FAKES / "fake_nvml.c"),
-        ],
+        [compiler, "-shared", "-fPIC", "-O1", *flags, "-o", str(library), str(FAKES / "fake_nvml.c")],
         check=True,
     )
     return folder
+
+
+@pytest.fixture(scope="session")
+def fake_nvml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a fake ``libnvidia-ml.so.1`` compiled from ``tests/fakes/fake_nvml.c``."""
+    return build_fake_nvml(tmp_path_factory.mktemp("nvml"))

@@ -27,10 +27,24 @@
  *                                         (nvmlDeviceGetTotalEccErrors, uncorrected, volatile),
  *                                         pcie_replays (nvmlDeviceGetPcieReplayCounter);
  *                                         NOT_SUPPORTED for a counter without a line)
- *   accounting <index> <0|1> <max bytes>  (nvmlDeviceGetAccountingMode, and the maxMemoryUsage
- *                                         nvmlDeviceGetAccountingStats reports for any pid)
- *   process <index> <bytes>               (nvmlDeviceGetComputeRunningProcesses_v3 lists the
- *                                         calling process holding that much)
+ *   accounting <index> <0|1> <max bytes> [<max2> ...]  (nvmlDeviceGetAccountingMode, and the
+ *                                         maxMemoryUsage nvmlDeviceGetAccountingStats reports for
+ *                                         any pid: the first read the first value, and so on;
+ *                                         18446744073709551615 is NVML_VALUE_NOT_AVAILABLE)
+ *   accounting_unknown <index>            (nvmlDeviceGetAccountingStats answers NOT_FOUND: the
+ *                                         pid asked is not one the driver knows)
+ *   process <index> <bytes> [other]       (nvmlDeviceGetComputeRunningProcesses_v3 lists the
+ *                                         calling process holding that much; "other": a process
+ *                                         of another pid instead, as inside a container, where
+ *                                         NVML lists the host's pids)
+ *   field <index> <field id> <v1> [<v2> ...]  (nvmlDeviceGetFieldValues: that field answers v1,
+ *                                         then v2, ..., as an unsigned long long; the NVLink
+ *                                         throughput fields 138-141 only for scopeId UINT_MAX (all
+ *                                         links); a field without a line: NOT_SUPPORTED)
+ *   power_max <index> <milliwatts>        (nvmlDeviceGetPowerManagementLimitConstraints' max)
+ * Built with -DLEAVE_OUT_<function> (nvmlDeviceGetViolationStatus, nvmlDeviceGetFieldValues,
+ * nvmlDeviceGetTotalEccErrors), the library lacks that function, as a newer NVML lacks one it
+ * deprecated (nvml.h of CUDA 13 marks nvmlDeviceGetViolationStatus for removal in CUDA 14).
  * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
@@ -53,9 +67,15 @@ typedef struct device {
     int ecc, ecc_known;
     unsigned long long counter_values[5][8];
     int counter_count[5], counter_reads[5];
-    int accounting, accounting_known;
-    unsigned long long accounting_max, process_bytes;
-    int process_known;
+    int accounting, accounting_known, accounting_unknown;
+    unsigned long long accounting_max[8];
+    int accounting_count, accounting_reads;
+    unsigned long long process_bytes;
+    int process_known, process_other;
+    unsigned field_ids[16];
+    unsigned long long field_values[16][8];
+    int field_count[16], field_reads[16], fields;
+    unsigned power_max_mw;
     int slot_error[8];
     struct device *children[8];
     int child_count;
@@ -130,15 +150,44 @@ static void load(void) {
                 }
             }
         } else if (!strncmp(line, "accounting ", 11)) {
-            int index, mode; unsigned long long max;
-            if (sscanf(line + 11, "%d %d %llu", &index, &mode, &max) == 3 && index >= 0 && index < MAX_DEVICES) {
-                gpus[index].accounting = mode; gpus[index].accounting_max = max; gpus[index].accounting_known = 1;
+            int index, mode, consumed = 0;
+            if (sscanf(line + 11, "%d %d %n", &index, &mode, &consumed) == 2 && index >= 0 && index < MAX_DEVICES) {
+                const char *p = line + 11 + consumed;
+                unsigned long long value; int used;
+                gpus[index].accounting = mode; gpus[index].accounting_known = 1;
+                while (gpus[index].accounting_count < 8 && sscanf(p, "%llu%n", &value, &used) == 1) {
+                    gpus[index].accounting_max[gpus[index].accounting_count++] = value;
+                    p += used;
+                }
             }
+        } else if (!strncmp(line, "accounting_unknown ", 19)) {
+            int index;
+            if (sscanf(line + 19, "%d", &index) == 1 && index >= 0 && index < MAX_DEVICES)
+                gpus[index].accounting_unknown = 1;
         } else if (!strncmp(line, "process ", 8)) {
-            int index; unsigned long long bytes;
-            if (sscanf(line + 8, "%d %llu", &index, &bytes) == 2 && index >= 0 && index < MAX_DEVICES) {
+            int index; unsigned long long bytes; char other[16] = "";
+            if (sscanf(line + 8, "%d %llu %15s", &index, &bytes, other) >= 2 && index >= 0 && index < MAX_DEVICES) {
                 gpus[index].process_bytes = bytes; gpus[index].process_known = 1;
+                gpus[index].process_other = !strcmp(other, "other");
             }
+        } else if (!strncmp(line, "field ", 6)) {
+            int index, consumed = 0; unsigned id;
+            if (sscanf(line + 6, "%d %u %n", &index, &id, &consumed) == 2 && index >= 0 && index < MAX_DEVICES &&
+                gpus[index].fields < 16) {
+                device_t *d = &gpus[index];
+                int slot = d->fields++;
+                const char *p = line + 6 + consumed;
+                unsigned long long value; int used;
+                d->field_ids[slot] = id;
+                while (d->field_count[slot] < 8 && sscanf(p, "%llu%n", &value, &used) == 1) {
+                    d->field_values[slot][d->field_count[slot]++] = value;
+                    p += used;
+                }
+            }
+        } else if (!strncmp(line, "power_max ", 10)) {
+            int index; unsigned mw;
+            if (sscanf(line + 10, "%d %u", &index, &mw) == 2 && index >= 0 && index < MAX_DEVICES)
+                gpus[index].power_max_mw = mw;
         } else if (!strncmp(line, "ecc ", 4)) {
             int index, mode;
             if (sscanf(line + 4, "%d %d", &index, &mode) == 2 && index >= 0 && index < MAX_DEVICES) {
@@ -280,14 +329,48 @@ static int next_value(device_t *d, int slot, unsigned long long *out) {
 }
 int nvmlDeviceGetTotalEnergyConsumption(device_t *d, unsigned long long *energy) { return next_value(d, 0, energy); }
 typedef struct { unsigned long long referenceTime, violationTime; } violation_t;
+#ifndef LEAVE_OUT_nvmlDeviceGetViolationStatus
 int nvmlDeviceGetViolationStatus(device_t *d, unsigned int policy, violation_t *out) {
     if (policy > 1) return 3;
     out->referenceTime = 0;
     return next_value(d, 1 + (int)policy, &out->violationTime);
 }
+#endif
+#ifndef LEAVE_OUT_nvmlDeviceGetTotalEccErrors
 int nvmlDeviceGetTotalEccErrors(device_t *d, unsigned int type, unsigned int counter, unsigned long long *count) {
     if (type != 1 || counter != 0) return 2; /* only uncorrected, volatile is asked */
     return next_value(d, 3, count);
+}
+#endif
+/* nvml.h nvmlFieldValue_t: fieldId, scopeId, timestamp, latencyUsec, valueType, nvmlReturn, value */
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    unsigned int valueType, nvmlReturn;
+    union { double d; unsigned int ui; unsigned long ul; unsigned long long ull; long long sll; } value;
+} field_value_t;
+#ifndef LEAVE_OUT_nvmlDeviceGetFieldValues
+int nvmlDeviceGetFieldValues(device_t *d, int count, field_value_t *values) {
+    for (int i = 0; i < count; i++) {
+        field_value_t *v = &values[i];
+        int slot = -1;
+        for (int f = 0; f < d->fields; f++) if (d->field_ids[f] == v->fieldId) slot = f;
+        v->valueType = 3; /* NVML_VALUE_TYPE_UNSIGNED_LONG_LONG */
+        v->timestamp = 0; v->latencyUsec = 0;
+        if (slot < 0 || !d->field_count[slot]) { v->nvmlReturn = 3; continue; }
+        if (v->fieldId >= 138 && v->fieldId <= 141 && v->scopeId != 0xFFFFFFFFu) { v->nvmlReturn = 2; continue; }
+        int read = d->field_reads[slot] < d->field_count[slot] ? d->field_reads[slot] : d->field_count[slot] - 1;
+        d->field_reads[slot]++;
+        v->value.ull = d->field_values[slot][read];
+        v->nvmlReturn = 0;
+    }
+    return 0;
+}
+#endif
+int nvmlDeviceGetPowerManagementLimitConstraints(device_t *d, unsigned int *min, unsigned int *max) {
+    if (!d->power_max_mw) return 3;
+    *min = 100000; *max = d->power_max_mw;
+    return 0;
 }
 int nvmlDeviceGetPcieReplayCounter(device_t *d, unsigned int *value) {
     unsigned long long wide;
@@ -307,8 +390,11 @@ typedef struct {
 } accounting_t;
 int nvmlDeviceGetAccountingStats(device_t *d, unsigned int pid, accounting_t *stats) {
     if (!d->accounting_known || !d->accounting) return 3;
+    if (d->accounting_unknown) return 6; /* NVML_ERROR_NOT_FOUND: no such pid */
     memset(stats, 0, sizeof *stats);
-    stats->maxMemoryUsage = d->accounting_max;
+    int read = d->accounting_reads < d->accounting_count ? d->accounting_reads : d->accounting_count - 1;
+    d->accounting_reads++;
+    stats->maxMemoryUsage = d->accounting_count ? d->accounting_max[read] : 0;
     stats->isRunning = 1;
     return 0;
 }
@@ -316,7 +402,8 @@ typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned in
 int nvmlDeviceGetComputeRunningProcesses_v3(device_t *d, unsigned int *count, process_t *infos) {
     if (!d->process_known) { *count = 0; return 0; }
     if (*count < 1) { *count = 1; return 7; /* NVML_ERROR_INSUFFICIENT_SIZE */ }
-    infos[0].pid = (unsigned)getpid(); infos[0].usedGpuMemory = d->process_bytes;
+    infos[0].pid = d->process_other ? (unsigned)getpid() + 100000u : (unsigned)getpid();
+    infos[0].usedGpuMemory = d->process_bytes;
     infos[0].gpuInstanceId = infos[0].computeInstanceId = 0xFFFFFFFF;
     *count = 1;
     return 0;

@@ -63,7 +63,11 @@ except RuntimeError:
     assert finished.data.metrics["sys.gpu_hours"] == 0  # this machine has no GPU
     assert finished.data.tags["sys.ledger"]  # what was not counted here (no GPU counters, ...)
     (write,) = _ledger_writes(tracking)
-    assert {m["key"] for m in write["metrics"]} == {"sys.memory_peak_gb", "sys.gpu_hours"}  # type: ignore[index]
+    written = {m["key"] for m in write["metrics"]}  # type: ignore[index]
+    assert written == {key for key in finished.data.metrics if key.startswith("sys.")}  # all of it, at once
+    assert {"sys.memory_peak_gb", "sys.gpu_hours", "sys.cpu_util_pct"} <= written
+    if sys.platform.startswith("linux"):  # /proc/self/io and /proc/net/dev; no RDMA fabric here
+        assert {"sys.io_read_gb", "sys.io_write_gb", "sys.net_rx_gb", "sys.net_tx_gb"} <= written
 
 
 def test_a_ledger_the_server_refuses_leaves_the_run_ending_as_it_should(
@@ -147,7 +151,8 @@ sys.exit(3)
 def test_run_a_program_you_do_not_edit(tracking: Proxy, tmp_path: Path) -> None:
     """`mlflow-sysmetrics run -- python train.py`: the program logs into the run, which counts it.
 
-    The command exits with the program's code (3), and the run is FAILED, tagged and counted.
+    The command exits with the program's code (3), and the run is FAILED, tagged and counted
+    (its memory peak, and the CPU time of the program, which imported MLflow: above 0).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
     env["MLFLOW_TRACKING_URI"] = tracking.url
@@ -175,6 +180,7 @@ def test_run_a_program_you_do_not_edit(tracking: Proxy, tmp_path: Path) -> None:
     assert run.data.params["where"] == run_id  # the program's own MLflow calls landed in the run
     assert "sys.cpu" in run.data.tags
     assert run.data.metrics["sys.memory_peak_gb"] >= 0.6
+    assert 0 < run.data.metrics["sys.cpu_util_pct"] <= 100  # the program's time, not the command's
     assert len(_ledger_writes(tracking)) == 1
 
 

@@ -8,10 +8,13 @@ the names of positional parameters: ``tests/unit/test_vendor_contract.py`` does,
 from __future__ import annotations
 
 from mlflow_sysmetrics.collectors.accelerators import amd, apple, nvidia, windows
-from mlflow_sysmetrics.collectors.accelerators.contract import VendorModule
+from mlflow_sysmetrics.collectors.accelerators.contract import AccountingVendor, CountingVendor, VendorModule
 
 NVIDIA: VendorModule = nvidia
 AMD: VendorModule = amd
 APPLE: VendorModule = apple
 WINDOWS: VendorModule = windows
 EVERY: tuple[VendorModule, ...] = (nvidia, amd, apple, windows)
+# The optional parts (the ledger's): who offers them.
+NVIDIA_ACCOUNTS: AccountingVendor = nvidia
+AMD_COUNTS: CountingVendor = amd

@@ -7,14 +7,22 @@ import inspect
 import pytest
 
 from mlflow_sysmetrics.collectors.accelerators import VENDORS
-from mlflow_sysmetrics.collectors.accelerators.contract import VendorModule
+from mlflow_sysmetrics.collectors.accelerators.contract import AccountingVendor, CountingVendor, VendorModule
 
-#: The contract's members and their parameters, as the Protocol declares them (less ``self``).
-MEMBERS = {
-    name: list(inspect.signature(member).parameters)[1:]
-    for name, member in vars(VendorModule).items()
-    if inspect.isfunction(member) and not name.startswith("_")
-}
+
+def _members(protocol: type) -> dict[str, list[str]]:
+    """The members a Protocol declares itself and their parameters (less ``self``)."""
+    return {
+        name: list(inspect.signature(member).parameters)[1:]
+        for name, member in vars(protocol).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    }
+
+
+#: The contract's members and their parameters, as the Protocol declares them.
+MEMBERS = _members(VendorModule)
+#: The optional parts: a vendor that offers one offers it with these parameters.
+OPTIONAL = {**_members(CountingVendor), **_members(AccountingVendor)}
 
 
 def test_the_contract_names_inventory_and_visible() -> None:
@@ -38,3 +46,20 @@ def test_every_vendor_offers_the_contract(vendor: object) -> None:
         assert expected == [p.name for p in parameters[: len(expected)]], (vendor, name)
         extra = [p.name for p in parameters[len(expected) :] if p.default is inspect.Parameter.empty]
         assert extra == [], f"{name} needs more than the contract gives: {extra}"
+
+
+def test_the_optional_parts_are_the_ledgers() -> None:
+    """The optional parts are what the ledger's GPU meters ask a vendor module for."""
+    assert OPTIONAL == {"counters": ["device"], "process_memory": ["device", "pid"]}
+
+
+@pytest.mark.parametrize("vendor", VENDORS, ids=lambda vendor: vendor.name)
+def test_an_optional_part_a_vendor_offers_has_the_contracts_parameters(vendor: object) -> None:
+    """NVIDIA offers both optional parts, AMD the counters; each with the parameters the ledger passes."""
+    module = vendor.module()  # type: ignore[attr-defined]
+    offered = {name for name in OPTIONAL if callable(getattr(module, name, None))}
+    expected = {"nvidia": {"counters", "process_memory"}, "amd": {"counters"}}
+    assert expected.get(vendor.name, set()) == offered  # type: ignore[attr-defined]
+    for name in offered:
+        parameters = list(inspect.signature(getattr(module, name)).parameters)
+        assert OPTIONAL[name] == parameters, (vendor, name)

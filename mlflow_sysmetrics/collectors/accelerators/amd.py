@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from ... import _state
 from ..._context import Context
 from ..._files import Root, positive_int
 from . import pci, visibility
@@ -23,6 +24,8 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
+
+    from .counters import Counters
 
 AMD_VENDOR_ID = pci.VENDOR_AMD
 DRIVER = "amdgpu"
@@ -404,3 +407,229 @@ def visible(devices: Sequence[Device], env: Mapping[str, str]) -> visibility.Vis
     )
     picked = visibility.rocm(devices, rocr, hip, cuda)
     return visibility.Visible(picked, picked)
+
+
+# The run's ledger: one GPU's cumulative counters through amdsmi (the contract's optional part,
+# see .counters).
+
+#: The unit of the energy counter in amdgpu's gpu_metrics: 2^-16 J (``kgd_pp_interface.h``:
+#: "Energy (15.259uJ (2^-16) units)"). amdsmi reports it as ``counter_resolution`` 15.3, a
+#: float32 it hard-codes "since all ASICs have same resolution" (``rocm_smi.cc``,
+#: ``kEnergyCounterResolution``): the same unit rounded, 0.27 % high.
+ENERGY_UNIT_UJ = 1e6 / 2**16
+#: PCI device ids whose power firmware keeps a 64-bit energy counter: the MI200 series
+#: (``aldebaran_ppt.c``: ``EnergyAcc64bitHigh << 32 | EnergyAcc64bitLow``) and the MI300 and
+#: MI350 series (``smu_v13_0_6_ppt.c``, ``smu_v13_0_12_ppt.c``: ``SocketEnergyAcc``, 64-bit).
+WIDE_ENERGY_IDS = frozenset({0x7408, 0x740C, 0x740F, *range(0x74A0, 0x74C0), *range(0x75A0, 0x75C0)})
+#: What a 32-bit and a 64-bit counter read where the driver has no energy to give (``UINT_MAX``:
+#: ``smu_v14_0_2_ppt.c``, and ``smu_v13_0_7_ppt.c`` on newer firmware; gpu_metrics tables
+#: start all ones, ``smu_cmn_init_soft_gpu_metrics``).
+NOT_AVAILABLE = (2**32 - 1, 2**64 - 1)
+#: ``gfx_activity_acc`` is a 32-bit field of gpu_metrics (``gpu_metrics_v1_6``).
+ACTIVITY_MODULUS = 2**32
+
+_amdsmi_lock = _state.lock()
+#: What does not change while amdsmi's session lasts, by PCI bus: the handle, the PCI device id,
+#: the board's maximum power and why it is not known.
+_amdsmi_devices: dict[str, tuple[Any, int | None, float | None, str | None]] = {}
+_amdsmi_open: list[bool] = []
+
+
+def _amdsmi_reason(exc: BaseException) -> str:
+    """One line for what an amdsmi call raised (its ``AmdSmiLibraryException`` text spans lines)."""
+    info = getattr(exc, "err_info", None)
+    return str(info) if info else " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _amdsmi_device(amdsmi: Any, bus: str) -> tuple[Any, int | None, float | None, str | None]:
+    """The amdsmi handle of the GPU at PCI ``bus`` and its fixed facts, the session opened once."""
+    key = _bus_key(bus)
+    with _amdsmi_lock:
+        known = _amdsmi_devices.get(key)
+        if known is not None:
+            try:  # a handle is good while the session lasts: the program may have shut it down
+                if _bus_key(str(amdsmi.amdsmi_get_gpu_device_bdf(known[0]))) == key:
+                    return known
+            except Exception:  # a stale handle: looked up afresh below
+                pass
+            _amdsmi_devices.clear()
+            _amdsmi_open.clear()
+        if not _amdsmi_open:
+            amdsmi.amdsmi_init()  # never shut down: see counters()
+            _amdsmi_open.append(True)
+        handle = None
+        for candidate in amdsmi.amdsmi_get_processor_handles():
+            if _bus_key(str(amdsmi.amdsmi_get_gpu_device_bdf(candidate))) == key:
+                handle = candidate
+                break
+        if handle is None:
+            raise LookupError(f"amdsmi lists no GPU at {bus}")
+        found = (handle, _pci_device_id(bus), *_board_maximum(amdsmi, handle, bus))
+        _amdsmi_devices[key] = found
+        return found
+
+
+def _machine() -> Root:
+    """The machine's files, where the settings say (the ledger reads counters on the live root only)."""
+    from ... import settings
+
+    return Root(settings.current().root)
+
+
+def _pci_device_id(bus: str) -> int | None:
+    return pci.hex_value(_machine().read_line(f"{pci.DEVICES}/{bus}/device"))
+
+
+def _board_maximum(amdsmi: Any, handle: Any, bus: str) -> tuple[float | None, str | None]:
+    """The most power the board may be set to draw (W), and why not where it cannot be told.
+
+    amdsmi's ``amdsmi_get_power_cap_info`` ``max_power_cap`` (microwatts, its Python API
+    reference), else hwmon's ``power1_cap_max`` (microwatts, Linux ``Documentation/gpu/amdgpu/
+    thermal.rst``). A figure under 1 W is not a board's maximum in microwatts.
+    """
+    why = None
+    try:
+        microwatts = amdsmi.amdsmi_get_power_cap_info(handle).get("max_power_cap")
+    except Exception as exc:
+        microwatts, why = None, f"amdsmi's amdsmi_get_power_cap_info failed: {_amdsmi_reason(exc)}"
+    if isinstance(microwatts, int) and microwatts >= 1_000_000:
+        return microwatts / 1e6, None
+    if microwatts is not None:
+        why = f"amdsmi's max_power_cap {microwatts!r} is not a board's maximum in microwatts"
+    base = f"{pci.DEVICES}/{bus}/hwmon"
+    root = _machine()
+    for hwmon in root.listdir(base):
+        cap = positive_int(root.read_line(f"{base}/{hwmon}/power1_cap_max"))
+        if cap is not None and cap >= 1_000_000:
+            return cap / 1e6, None
+    return None, why or "neither amdsmi nor hwmon's power1_cap_max states the board's maximum"
+
+
+def _energy_unit_uj(resolution: object) -> float | None:
+    """Microjoules per count: the firmware's 2^-16 J where amdsmi gives it rounded, else amdsmi's figure."""
+    if not isinstance(resolution, (int, float)) or not resolution > 0:
+        return None
+    return ENERGY_UNIT_UJ if abs(resolution - ENERGY_UNIT_UJ) < 0.05 else float(resolution)
+
+
+def _number(value: object) -> int | None:
+    # amdsmi answers "N/A" for a field the device's gpu_metrics table does not have
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _ask(amdsmi: Any, handle: Any, function: str, fields: tuple[str, ...], why: list[tuple[str, str]]) -> Any:
+    """What amdsmi's ``function`` says of ``handle``, or ``None`` with the reason for each of ``fields``."""
+    call = getattr(amdsmi, function, None)
+    problem = f"this amdsmi has no {function} (an older library)"
+    if call is not None:
+        try:
+            return call(handle)
+        except Exception as exc:
+            problem = f"amdsmi's {function} failed: {_amdsmi_reason(exc)}"
+    why.extend((field, problem) for field in fields)
+    return None
+
+
+def _energy(
+    amdsmi: Any, handle: Any, device_id: int | None, why: list[tuple[str, str]]
+) -> tuple[int | None, int | None]:
+    """The energy counter in millijoules and where it wraps (see :func:`counters`)."""
+    answer = _ask(amdsmi, handle, "amdsmi_get_energy_count", ("energy_mj",), why)
+    if not isinstance(answer, dict):
+        return None, None
+    # "power": the same counter, under the only name older amdsmi gives it (ROCm 6.0)
+    count = _number(answer.get("energy_accumulator", answer.get("power")))
+    unit = _energy_unit_uj(answer.get("counter_resolution"))
+    if count is None or unit is None:
+        why.append(("energy_mj", f"amdsmi's energy count has no counter and resolution: {answer!r}"))
+        return None, None
+    if count in NOT_AVAILABLE:
+        why.append(("energy_mj", f"the driver marks its energy counter not available ({count:#x})"))
+        return None, None
+    if count == 0:
+        why.append(("energy_mj", "its energy counter reads 0 (an MI200's second die: its first counts both)"))
+        return None, None
+    wide = count > NOT_AVAILABLE[0] or device_id in WIDE_ENERGY_IDS
+    if unit == ENERGY_UNIT_UJ:  # exact: 1000 mJ per 65536 counts
+        return count * 1000 // 2**16, None if wide else 2**32 * 1000 // 2**16
+    return int(count * unit / 1000), None if wide else round(2**32 * unit / 1000)
+
+
+def counters(device: Device) -> Counters:
+    """The cumulative counters of the AMD GPU ``device`` now, through amdsmi (found by PCI bus id).
+
+    - Energy: ``amdsmi_get_energy_count``'s ``energy_accumulator`` (``power`` in older
+      amdsmi) in the firmware's unit, 2^-16 J (15.259 uJ; amdsmi's ``counter_resolution``
+      15.3 is that unit rounded and is read as it, any other resolution as given). The
+      counter is 64-bit on the MI200 series (both halves of ``EnergyAcc64bitHigh/Low``) and
+      on the MI300 and MI350 series (``SocketEnergyAcc``); every other board copies a 32-bit
+      firmware counter into gpu_metrics (``uint32_t EnergyAccumulator`` of the SMU 11 tables:
+      MI100, Radeon RX 5000/6000; SMU 13.0.0/13.0.7: Radeon RX 7000, Radeon PRO W7000; SMU
+      14.0.2: Radeon RX 9000), which wraps every 65.5 kJ, under four minutes at 300 W. amdsmi
+      does not give the table's version, so the rule is the PCI device id
+      (:data:`WIDE_ENERGY_IDS`), and any reading above 2^32 - 1 is a 64-bit counter's: a
+      32-bit one carries ``energy_modulus_mj`` (65,536,000 mJ) and the ledger follows its
+      wraps. All ones (``UINT_MAX``, UINT64_MAX) mean "not available"; 0 means the device
+      counts none (the MI200's second die, whose module's energy is counted on its first).
+    - ``power_w``: gpu_metrics' ``current_socket_power`` (MI300 series) or
+      ``average_socket_power`` (W), which tells a counter that stands still (an MI100's
+      firmware, amdsmi before ROCm 6.1 within one session) from an idle device.
+    - ``busy``, ``busy_of``: gpu_metrics' ``gfx_activity_acc`` (the busy percentage summed at
+      each accumulation cycle, a 32-bit field) and 100 x ``accumulation_counter`` (the
+      cycles), which only the MI300 series' gpu_metrics v1.6 and later carry.
+    - ``max_power_w``: the board's maximum power cap (``amdsmi_get_power_cap_info``
+      ``max_power_cap``, else hwmon ``power1_cap_max``).
+    - ``ecc_uncorrected``: ``amdsmi_get_gpu_total_ecc_count``'s ``uncorrectable_count``;
+      ``pcie_replays``: ``amdsmi_get_gpu_pci_replay_counter``.
+
+    Each call fails alone: what one raises, or a function this amdsmi lacks, costs its fields
+    only, named in ``why``. amdsmi keeps one session per process and does not count its users
+    (``amdsmi_init`` does nothing while one is open, ``amdsmi_shut_down`` closes it for every
+    caller, the program's own included): the ledger opens it on its first reading and never
+    shuts it down, so that each reading costs a few calls, not an initialisation, and a
+    session the program holds is never closed under it.
+    """
+    try:
+        import amdsmi
+    except ImportError:
+        raise ImportError("AMD GPU counters require the amdsmi package (ROCm's amd-smi library)") from None
+
+    from .counters import Counters
+
+    if not device.bus_id:
+        raise LookupError(f"{device.name} has no PCI bus id to find it by in amdsmi")
+    handle, device_id, max_power_w, max_why = _amdsmi_device(amdsmi, device.bus_id)
+    why: list[tuple[str, str]] = [] if max_why is None else [("max_power_w", max_why)]
+    energy_mj, modulus = _energy(amdsmi, handle, device_id, why)
+
+    metrics = _ask(amdsmi, handle, "amdsmi_get_gpu_metrics_info", ("busy", "busy_of"), why) or {}
+    power = _number(metrics.get("current_socket_power"))
+    power = power if power is not None else _number(metrics.get("average_socket_power"))
+    busy, cycles = _number(metrics.get("gfx_activity_acc")), _number(metrics.get("accumulation_counter"))
+    if metrics and (busy is None or cycles is None):
+        lacking = "its gpu_metrics table has no accumulated activity (the MI300 series' v1.6 and later have)"
+        why.extend((("busy", lacking), ("busy_of", lacking)))
+        busy = cycles = None
+    ecc = _ask(amdsmi, handle, "amdsmi_get_gpu_total_ecc_count", ("ecc_uncorrected",), why)
+    replays = _ask(amdsmi, handle, "amdsmi_get_gpu_pci_replay_counter", ("pcie_replays",), why)
+    return Counters(
+        energy_mj=energy_mj,
+        energy_modulus_mj=modulus,
+        ecc_uncorrected=_number(ecc.get("uncorrectable_count")) if isinstance(ecc, dict) else None,
+        pcie_replays=_number(replays),
+        busy=busy,
+        busy_of=cycles * 100 if cycles is not None else None,
+        busy_modulus=ACTIVITY_MODULUS if busy is not None else None,
+        max_power_w=max_power_w,
+        power_w=float(power) if power else None,
+        why=tuple(why),
+    )
+
+
+def _forget_amdsmi_session() -> None:
+    # A forked child asks amdsmi again for its handles (amdsmi_init there is harmless).
+    _amdsmi_devices.clear()
+    _amdsmi_open.clear()
+
+
+_state.register(after_fork=_forget_amdsmi_session)

@@ -5,12 +5,16 @@ functions of :class:`VendorModule`; ``tests/unit/test_vendor_contract.py`` check
 each row's module does (names and parameters), and ``tests/typing/vendors.py`` that a type
 checker accepts each as one.
 
-Optional parts, which a vendor offers where its hardware keeps them:
+Optional parts, which a vendor offers where its hardware keeps them (:class:`CountingVendor`):
 
-- ``counters``: the cumulative counters the run's ledger reads at a run's start and end
-  (energy, time held down by power and temperature, ...). Today NVIDIA's
-  (:mod:`.nvidia.counters`) and AMD's energy (in ``mlflow_sysmetrics._ledger``); its shape
-  in this contract is defined with the ledger's next form.
+- ``counters(device)``: the device's cumulative counters now (energy, the time its clocks
+  were held down, errors, link traffic, activity), which the run's ledger reads at a run's
+  start and end (:mod:`mlflow_sysmetrics.ledger.gpu`); NVIDIA's and AMD's offer it;
+- ``process_memory(device, pid)``: the GPU memory one process holds and the most it ever
+  held (NVIDIA's accounting).
+
+The ledger asks a vendor module for each with ``getattr``: a vendor without one counts none
+of it, and ``sys.ledger`` says so.
 
 This module imports ``typing``: the package imports it only for the type checker.
 """
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ..._context import Context
+    from .counters import Counters, ProcessMemory
     from .device import Device, Inventory
     from .visibility import Visible
 
@@ -37,4 +42,20 @@ class VendorModule(Protocol):
 
     def visible(self, devices: Sequence[Device], env: Mapping[str, str]) -> Visible:
         """Which of ``devices`` a process may use under ``env`` (its runtime's variables)."""
+        ...
+
+
+class CountingVendor(VendorModule, Protocol):
+    """A vendor module with the contract's optional parts for the run's ledger (see the module)."""
+
+    def counters(self, device: Device) -> Counters:
+        """The device's cumulative counters now; a call that fails costs its field (``Counters.why``)."""
+        ...
+
+
+class AccountingVendor(CountingVendor, Protocol):
+    """A counting vendor that can also tell one process's GPU memory (NVIDIA's accounting)."""
+
+    def process_memory(self, device: Device, pid: int) -> ProcessMemory:
+        """The GPU memory process ``pid`` holds on ``device``, and the most it ever held."""
         ...

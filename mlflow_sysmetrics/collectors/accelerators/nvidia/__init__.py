@@ -7,7 +7,8 @@ only those below it:
 - :mod:`._nvml`: the ctypes binding (loading, errors, structures, the kept session);
 - :mod:`.nvml_pass`: the devices as NVML tells them, MIG instances and permissions included;
 - :mod:`.fallback`: the driver's ``/proc`` files and ``nvidia-smi``, and their parsers;
-- :mod:`.counters`: the run's ledger's cumulative counters.
+- :mod:`.counting`: the run's ledger's counters and a process's GPU memory (the contract's
+  optional part: :func:`counters`, :func:`process_memory`).
 
 On the live machine NVML (no ``pynvml`` import) gives every fact in one in-process pass.
 Where NVML cannot be loaded or initialised, and on a replayed machine
@@ -27,6 +28,8 @@ from ..device import Device, Inventory
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from ..counters import Counters, ProcessMemory
 
 
 def inventory(ctx: Context) -> Inventory | None:
@@ -56,3 +59,17 @@ def inventory(ctx: Context) -> Inventory | None:
 def visible(devices: Sequence[Device], env: Mapping[str, str]) -> visibility.Visible:
     """What a CUDA process enumerates under ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER``."""
     return visibility.cuda(devices, env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))
+
+
+def counters(device: Device) -> Counters:
+    """The cumulative counters of ``device`` now, for the run's ledger (see :mod:`.counting`)."""
+    from . import counting
+
+    return counting.counters(device)
+
+
+def process_memory(device: Device, pid: int) -> ProcessMemory:
+    """The GPU memory process ``pid`` holds on ``device``, and the most it ever held (:mod:`.counting`)."""
+    from . import counting
+
+    return counting.process_memory(device, pid)

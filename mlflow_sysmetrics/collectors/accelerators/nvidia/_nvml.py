@@ -62,6 +62,48 @@ class _AccountingStats(ctypes.Structure):
     ]
 
 
+class _AccountingStatsV2(ctypes.Structure):
+    # nvml.h nvmlAccountingStats_v2_t (driver 610 and newer): the utilization samples' sums
+    _fields_ = [
+        ("pid", ctypes.c_uint),
+        ("isRunning", ctypes.c_uint),
+        ("gpuUtilization", ctypes.c_uint),
+        ("memoryUtilization", ctypes.c_uint),
+        ("maxMemoryUsage", ctypes.c_ulonglong),
+        ("sampleCount", ctypes.c_uint),
+        ("sumGpuUtil", ctypes.c_ulonglong),
+        ("sumFbUtil", ctypes.c_ulonglong),
+        ("time", ctypes.c_ulonglong),
+        ("startTime", ctypes.c_ulonglong),
+    ]
+
+
+class _Value(ctypes.Union):
+    # nvml.h nvmlValue_t
+    _fields_ = [
+        ("dVal", ctypes.c_double),
+        ("uiVal", ctypes.c_uint),
+        ("ulVal", ctypes.c_ulong),
+        ("ullVal", ctypes.c_ulonglong),
+        ("sllVal", ctypes.c_longlong),
+        ("siVal", ctypes.c_int),
+        ("usVal", ctypes.c_ushort),
+    ]
+
+
+class _FieldValue(ctypes.Structure):
+    # nvml.h nvmlFieldValue_t, as nvmlDeviceGetFieldValues fills it
+    _fields_ = [
+        ("fieldId", ctypes.c_uint32),
+        ("scopeId", ctypes.c_uint32),
+        ("timestamp", ctypes.c_int64),
+        ("latencyUsec", ctypes.c_int64),
+        ("valueType", ctypes.c_uint),
+        ("nvmlReturn", ctypes.c_uint),
+        ("value", _Value),
+    ]
+
+
 class _ProcessInfo(ctypes.Structure):
     # nvml.h nvmlProcessInfo_t, as nvmlDeviceGetComputeRunningProcesses_v3 fills it
     _fields_ = [

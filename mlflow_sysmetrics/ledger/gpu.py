@@ -1,0 +1,251 @@
+"""The GPUs' counters: energy, the time their clocks were held down, ECC errors, PCIe replays, NVLink.
+
+The GPUs are the ones the run may use (the rules of ``sys.gpu_count``); a MIG instance or a
+compute partition counts its whole device, whose counters it shares. Each device's
+counters come from its vendor module's ``counters`` (the accelerator contract's optional
+part, :mod:`..collectors.accelerators.counters`), so a vendor's counters are one function
+in its module. A figure over several GPUs needs every GPU's counter: a GPU that lacks it
+leaves the figure out, named with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import tags as T
+from .._value import Record
+from ._meter import Book, Meter, Unwrapped
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._context import Context
+    from ..collectors.accelerators.counters import Counters
+    from ..collectors.accelerators.device import Device
+
+
+class Gpu(Record):
+    """One device the run may use, whole (a MIG instance's GPU), and its vendor's counters if any."""
+
+    vendor: str
+    name: str
+    device: Device
+    counters: Callable[[Device], Counters] | None = None
+
+
+def counted_gpus(ctx: Context, book: Book) -> list[Gpu]:
+    """The devices the run may use (``sys.gpu_count``'s rules), each whole device once."""
+    from ..collectors import accelerators
+
+    if not accelerators.has_sources(ctx.root):
+        return []
+    inventories = accelerators.read_inventories(ctx)
+    selection = accelerators.visible_devices(inventories)
+    parents = {
+        id(instance): device
+        for inv in inventories
+        for device in inv.devices
+        for instance in device.mig_devices
+    }
+    rows = {vendor.name: vendor for vendor in accelerators.VENDORS}
+    found: dict[str, Gpu] = {}
+    shared = False
+    for device in selection.devices:
+        whole: Device = parents.get(id(device), device)
+        shared = shared or whole is not device
+        key = whole.uuid or whole.bus_id or f"{whole.vendor}:{whole.index}"
+        shared = shared or (key in found and whole.vendor == "amd")  # compute partitions of one device
+        row = rows.get(whole.vendor)
+        counters = getattr(row.module(), "counters", None) if row is not None and ctx.root.is_live else None
+        found.setdefault(key, Gpu(whole.vendor, whole.name, whole, counters))
+    if shared:
+        book.note("energy and counters of a MIG instance or partition are its whole device's")
+    return list(found.values())
+
+
+#: The counters summed over the GPUs: (field, metric, what ``sys.ledger`` calls it, scale).
+SUMS = (
+    ("ecc_uncorrected", T.GPU_ECC_ERRORS, "gpu uncorrected ECC errors", 1.0),
+    ("pcie_replays", T.GPU_PCIE_REPLAYS, "gpu PCIe replays", 1.0),
+    ("nvlink_rx_kib", T.NVLINK_RX_GB, "nvlink traffic", 1024 / 1e9),
+    ("nvlink_tx_kib", T.NVLINK_TX_GB, "nvlink traffic", 1024 / 1e9),
+)
+#: Times the clocks were held down, as a share of the run: (fields, metric, what, combine over GPUs).
+SHARES = (
+    (("power_cap_ns",), T.GPU_THROTTLE_POWER_PCT, "gpu throttling by the power cap", max),
+    (("thermal_ns",), T.GPU_THROTTLE_THERMAL_PCT, "gpu throttling by temperature", max),
+    (("hw_thermal_ns", "hw_power_brake_ns"), T.GPU_THROTTLE_HW_PCT, "gpu hardware slowdown", max),
+    (("low_util_ns",), T.GPU_LOW_UTIL_PCT, "gpu clocks lowered for lack of work", None),
+)
+
+
+class Reading(Record):
+    """The GPUs' counters at one moment, with each one's energy since the first reading (wraps undone)."""
+
+    counters: dict[str, Counters | None]
+    energy: dict[str, tuple[int, str | None]]
+    problems: dict[str, str]
+
+
+class GpuMeter(Meter):
+    """The counters of the GPUs the run may use (see the module)."""
+
+    name = "gpu counters"
+
+    def __init__(self, gpus: list[Gpu]) -> None:
+        self.gpus = {
+            gpu.device.uuid or gpu.device.bus_id or f"{gpu.vendor}:{gpu.device.index}": gpu for gpu in gpus
+        }
+        self._energy: dict[str, Unwrapped] = {}
+
+    def read(self) -> Reading:
+        """Each GPU's counters now (a GPU whose vendor cannot count gives ``None``)."""
+        now = time.monotonic()
+        reading = Reading({}, {}, {})
+        for key, gpu in self.gpus.items():
+            if gpu.counters is None:
+                reading.counters[key] = None
+                continue
+            try:
+                counters = gpu.counters(gpu.device)
+            except Exception as exc:  # this GPU's figures are lost, the run's others are not
+                reading.counters[key] = None
+                reading.problems[key] = f"{type(exc).__name__}: {exc}"
+                continue
+            reading.counters[key] = counters
+            energy = counters.energy_mj
+            if energy is not None and counters.energy_modulus_mj:
+                unwrapped = self._energy.get(key)
+                if unwrapped is None:
+                    watts = counters.max_power_w or 2000.0
+                    unwrapped = self._energy[key] = Unwrapped(energy, counters.energy_modulus_mj, watts, now)
+                    self.wrap_seconds = min(
+                        self.wrap_seconds or float("inf"), counters.energy_modulus_mj / watts / 1000
+                    )
+                reading.energy[key] = (unwrapped.observe(energy, now), unwrapped.lost)
+            elif energy is not None:
+                reading.energy[key] = (energy, None)
+        return reading
+
+    def _deltas(
+        self, first: Reading, last: Reading, field: str, what: str, book: Book, modulus: str | None = None
+    ) -> list[int] | None:
+        """Each GPU's increase of ``field``, or ``None`` (and why, in the book) if one is not known.
+
+        ``modulus``: the field of the last reading that says where ``field`` wraps; a counter
+        that has one is taken to have wrapped once where it is lower at the end (the caller
+        tells whether it can have wrapped more often).
+        """
+        deltas = []
+        for key, gpu in self.gpus.items():
+            a, b = first.counters.get(key), last.counters.get(key)
+            if a is None or b is None:
+                problem = last.problems.get(key) or first.problems.get(key)
+                book.lacks(what, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter")
+                return None
+            before, after = getattr(a, field), getattr(b, field)
+            if before is None or after is None:
+                why = dict(b.why).get(field) or dict(a.why).get(field)
+                book.lacks(what, f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter")
+                return None
+            wraps_at = getattr(b, modulus) if modulus is not None else None
+            if after < before and not wraps_at:
+                book.lacks(what, f"{gpu.name}'s counter went backwards (a GPU reset or a driver reload)")
+                return None
+            deltas.append((after - before) % wraps_at if wraps_at else after - before)
+        return deltas
+
+    def figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
+        """The GPUs' energy and mean power, throttling shares, errors and replays, NVLink bytes."""
+        self._energy_figures(first, last, seconds, book)
+        for fields, key, what, combine in SHARES:
+            per_gpu: list[float] | None = [0.0] * len(self.gpus)
+            for field in fields:
+                held = self._deltas(first, last, field, what, book)
+                if held is None or per_gpu is None:
+                    per_gpu = None
+                    break
+                per_gpu = [p + h for p, h in zip(per_gpu, held, strict=True)]
+            if per_gpu:
+                shares = [min(held / (seconds * 1e9) * 100, 100.0) for held in per_gpu]
+                value = combine(shares) if combine is not None else sum(shares) / len(shares)
+                book.add(key, round(value, 3))
+        self._busy(first, last, book)
+        links = any(gpu.device.nvlink_links for gpu in self.gpus.values())
+        for field, key, what, scale in SUMS:
+            if field.startswith("nvlink") and not links:
+                continue  # GPUs without NVLink: nothing to count, nothing to say
+            counts = self._deltas(first, last, field, what, book)
+            if counts is not None:
+                book.add(key, round(sum(counts) * scale, 6) if scale != 1.0 else float(sum(counts)))
+
+    def _busy(self, first: Reading, last: Reading, book: Book) -> None:
+        """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran."""
+        what = "gpu busy"
+        busy = self._deltas(first, last, "busy", what, book, modulus="busy_modulus")
+        of = self._deltas(first, last, "busy_of", what, book) if busy is not None else None
+        if busy is None or of is None:
+            return
+        if not all(of):
+            book.lacks(what, "a GPU's activity counter did not move during the run")
+            return
+        for (key, gpu), grown in zip(self.gpus.items(), of, strict=True):
+            counters = last.counters[key]
+            wraps_at = counters.busy_modulus if counters is not None else None
+            if wraps_at and grown >= wraps_at:  # busy grows by at most busy_of's growth
+                book.lacks(what, f"{gpu.name}'s activity counter wraps, and may have wrapped more than once")
+                return
+        shares = [min(b / o * 100, 100.0) for b, o in zip(busy, of, strict=True)]
+        book.add(T.GPU_BUSY_PCT, round(sum(shares) / len(shares), 3))
+
+    @staticmethod
+    def _power(first: Reading, last: Reading, key: str) -> float | None:
+        """The most power the GPU ``key`` was said to draw at the two readings, if its vendor says."""
+        said = [c.power_w for c in (first.counters.get(key), last.counters.get(key)) if c and c.power_w]
+        return max(said) if said else None
+
+    def _energy_figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
+        """Energy and mean power, absent where one GPU's counter cannot be believed.
+
+        A counter that went back, one that stood still while its GPU drew power (a firmware
+        or library that does not update it: never 0 Wh), and one that counted more than the
+        board may draw (it restarted, and climbed back above its start).
+        """
+        what = "gpu energy"
+        joules = 0.0
+        for key, gpu in self.gpus.items():
+            a, b = first.energy.get(key), last.energy.get(key)
+            if a is None or b is None:
+                counters = last.counters.get(key) or first.counters.get(key)
+                why = dict(counters.why).get("energy_mj") if counters is not None else None
+                problem = why or last.problems.get(key) or first.problems.get(key)
+                book.lacks(what, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter")
+                return
+            if b[1] is not None:
+                book.lacks(what, f"{gpu.name}: {b[1]}")
+                return
+            if b[0] < a[0]:
+                book.lacks(what, f"{gpu.name}'s counter went backwards (a GPU reset or a driver reload)")
+                return
+            drew = self._power(first, last, key)
+            if b[0] == a[0] and drew:
+                book.lacks(
+                    what,
+                    f"{gpu.name}'s energy counter did not move during the run while it drew {drew:g} W "
+                    "(a counter its firmware or library does not update)",
+                )
+                return
+            gpu_joules = (b[0] - a[0]) / 1000
+            counters = last.counters.get(key) or first.counters.get(key)
+            ceiling = counters.max_power_w if counters is not None else None
+            if ceiling is not None and gpu_joules / seconds > ceiling * 1.05:
+                book.lacks(
+                    what,
+                    f"{gpu.name} counted {gpu_joules / seconds:.0f} W on average, above its {ceiling:g} W "
+                    "maximum limit: a counter that restarted (a driver reload) is not the run's energy",
+                )
+                return
+            joules += gpu_joules
+        book.add(T.GPU_ENERGY_WH, round(joules / 3600, 6))
+        book.add(T.GPU_POWER_AVG_W, round(joules / seconds / len(self.gpus), 3))

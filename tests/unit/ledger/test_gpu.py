@@ -1,0 +1,269 @@
+"""The GPUs' counters and memory peak, read through the stand-in NVML.
+
+Its counters move from one read to the next as the machine's description says
+(``tests/fakes/fake_nvml.c``; the descriptions follow nvml.h).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlflow_sysmetrics.collectors.accelerators.nvidia.counting import clock_event_fields
+from tests.conftest import FIXTURES, build_fake_nvml
+from tests.fresh import fresh_python
+
+SPAN = """
+import json, time
+from mlflow_sysmetrics import ledger, collect
+collect()
+span = ledger.start()
+time.sleep(0.5)
+ledger = span.finish()
+print(json.dumps([ledger.metrics, ledger.text]))
+"""
+H100 = "gpu 85520809984 9 0 0 00000000:{bus}:00.0 GPU-{uuid} NVIDIA H100 80GB HBM3\n"
+T4 = "gpu 16106127360 7 5 -1 00000000:{bus}:00.0 GPU-{uuid} Tesla T4\n"
+
+
+def _gpus(*models: str) -> str:
+    return "driver 580.159.04\ncuda 13000\n" + "".join(
+        model.format(bus=f"{0x18 + 0x10 * i:02X}", uuid=f"{i:08x}-1111-2222-3333-444444444444")
+        for i, model in enumerate(models)
+    )
+
+
+def _span(fake_nvml: Path, tmp_path: Path, spec: str, **env: str) -> tuple[dict[str, float], str]:
+    """A 0.5 s span in a fresh process whose NVML is the stand-in describing ``spec``."""
+    (tmp_path / "spec.txt").write_text(spec)
+    value: Any = fresh_python(
+        SPAN, env={"LD_LIBRARY_PATH": str(fake_nvml), "FAKE_NVML_SPEC": str(tmp_path / "spec.txt"), **env}
+    ).value
+    return value[0], value[1]
+
+
+def test_gpu_counters_become_the_runs_figures(fake_nvml: Path, tmp_path: Path) -> None:
+    """Two H100s: energy, mean power, the power cap's share of the time, ECC errors, replays, GPU hours."""
+    spec = _gpus(H100, H100) + (
+        "counter 0 energy 1000000 1360000\ncounter 1 energy 5000000 5360000\n"
+        "counter 0 power_violation 0 0\ncounter 1 power_violation 7 250000007\n"
+        "counter 0 thermal_violation 5 5\ncounter 1 thermal_violation 0 0\n"
+        "counter 0 ecc_uncorrected 3 3\ncounter 1 ecc_uncorrected 0 1\n"
+        "counter 0 pcie_replays 10 12\ncounter 1 pcie_replays 0 0\n"
+    )
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    seconds = metrics["sys.gpu_hours"] * 3600 / 2
+    assert 0.5 <= seconds < 5
+    assert metrics["sys.gpu_energy_wh"] == pytest.approx(0.2)  # 2 x 360,000 mJ = 720 J
+    assert metrics["sys.gpu_power_avg_w"] == pytest.approx(720 / seconds / 2, rel=1e-2)
+    assert metrics["sys.gpu_throttle_power_pct"] == pytest.approx(
+        0.25 / seconds * 100, rel=1e-3
+    )  # the worst GPU
+    assert metrics["sys.gpu_throttle_thermal_pct"] == 0
+    assert (metrics["sys.gpu_ecc_errors"], metrics["sys.gpu_pcie_replays"]) == (1, 2)
+    assert "gpu energy" not in text
+
+
+def test_a_counter_that_goes_back_or_is_missing_is_named_never_zero(fake_nvml: Path, tmp_path: Path) -> None:
+    """A GPU reset mid-run (energy went back) and a T4 that keeps no violation counters."""
+    spec = _gpus(H100, T4) + (
+        "counter 0 energy 900000 120\ncounter 1 energy 10 20\n"
+        "counter 0 power_violation 0 5\ncounter 0 thermal_violation 0 5\n"
+    )
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_energy_wh" not in metrics
+    assert "sys.gpu_power_avg_w" not in metrics
+    assert "sys.gpu_throttle_power_pct" not in metrics
+    assert (
+        "gpu energy: NVIDIA H100 80GB HBM3's counter went backwards (a GPU reset or a driver reload)" in text
+    )
+    assert "gpu throttling by the power cap: Tesla T4 keeps no such counter" in text
+    assert metrics["sys.gpu_hours"] > 0
+
+
+def test_only_the_gpus_the_run_may_use_are_counted(fake_nvml: Path, tmp_path: Path) -> None:
+    """CUDA_VISIBLE_DEVICES=1: the second GPU's energy alone, and one GPU's hours."""
+    spec = _gpus(H100, H100) + "counter 0 energy 0 3600000\ncounter 1 energy 0 7200000\n"
+    metrics, _ = _span(fake_nvml, tmp_path, spec, CUDA_VISIBLE_DEVICES="1")
+    assert metrics["sys.gpu_energy_wh"] == pytest.approx(2.0)
+    two, _ = _span(fake_nvml, tmp_path, spec)
+    assert two["sys.gpu_hours"] > metrics["sys.gpu_hours"] * 1.5  # two GPUs count twice the hours
+
+
+def test_a_mig_instance_counts_its_whole_gpu(fake_nvml: Path, tmp_path: Path) -> None:
+    """A MIG instance has no energy counter of its own: its GPU's, and the ledger says so."""
+    spec = (FIXTURES / "nvml" / "a100-mig.txt").read_text() + "counter 0 energy 0 360000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_energy_wh"] == pytest.approx(0.1)
+    assert "energy and counters of a MIG instance or partition are its whole device's" in text
+
+
+def test_gpu_memory_peak_from_nvml_accounting(fake_nvml: Path, tmp_path: Path) -> None:
+    """No PyTorch: NVML accounting's maxMemoryUsage; with accounting off, what the process held."""
+    on, _ = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 1 0 34359738368\n")
+    assert on["sys.gpu_memory_peak_gb"] == pytest.approx(34.36, abs=0.01)
+    off, text = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 0 0\nprocess 0 2147483648\n")
+    assert "sys.gpu_memory_peak_gb" not in off
+    assert "gpu memory peak: NVIDIA H100 80GB HBM3: NVML accounting is off" in text
+    assert "this process held 2.15 GB at the end" in text
+
+
+def test_co2_from_the_users_grid_figure(fake_nvml: Path, tmp_path: Path) -> None:
+    """400 g/kWh x 0.2 Wh of GPU energy (no CPU counter here) = 0.08 g, and the ledger says from what."""
+    spec = _gpus(H100) + "counter 0 energy 0 720000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec, MLFLOW_SYSMETRICS_GRID_GCO2_KWH="400")
+    assert metrics["sys.co2_g"] == pytest.approx(0.08)
+    assert "co2: from GPU energy only" in text
+
+
+def test_an_accounting_peak_from_before_the_run_is_not_the_runs(fake_nvml: Path, tmp_path: Path) -> None:
+    """NVML accounting's maxMemoryUsage is the most "ever allocated by the process" (nvml.h): only a rise counts."""
+    same, text = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 1 34359738368 34359738368\n")
+    assert "sys.gpu_memory_peak_gb" not in same
+    assert "gpu memory peak: the process's peak was reached before the run began" in text
+    rose, _ = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 1 1073741824 34359738368\n")
+    assert rose["sys.gpu_memory_peak_gb"] == pytest.approx(34.36, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        (
+            "accounting 0 1 18446744073709551615\n",
+            "NVML marks the process's peak not available (as under Windows WDDM)",
+        ),
+        ("accounting 0 1 0\naccounting_unknown 0\n", "NVML accounting has no record of process"),
+        ("accounting 0 0 0\nprocess 0 2147483648 other\n", "none as process"),
+    ],
+    ids=["NVML_VALUE_NOT_AVAILABLE", "a pid NVML does not know", "host pids in a container"],
+)
+def test_a_gpu_memory_peak_nvml_cannot_tell_is_absent_with_the_reason(
+    fake_nvml: Path, tmp_path: Path, spec: str, reason: str
+) -> None:
+    """ULL -1 is "not available", never 18446744073.71 GB; a process NVML lists by another pid is not 0 GB."""
+    metrics, text = _span(fake_nvml, tmp_path, _gpus(H100) + spec)
+    assert "sys.gpu_memory_peak_gb" not in metrics
+    assert reason in text
+    assert "held 0 GB" not in text
+
+
+#: nvml.h (driver 580.82 and newer): the clocks event reason counters, in ns.
+EVENTS = "field 0 74 {power}\nfield 0 269 {sw_thermal}\nfield 0 270 {hw_thermal}\nfield 0 271 {brake}\n"
+
+
+def test_hardware_slowdown_is_counted_from_the_clocks_event_reason_counters(
+    fake_nvml: Path, tmp_path: Path
+) -> None:
+    """HW thermal and HW power brake held the clocks down: sys.gpu_throttle_hw_pct; the fields win over the old call.
+
+    The violation counters say something else (they must not be read where the fields are there).
+    """
+    spec = (
+        _gpus(H100)
+        + EVENTS.format(power="0 100000000", sw_thermal="0 0", hw_thermal="0 200000000", brake="5 50000005")
+        + "counter 0 power_violation 0 400000000\n"
+    )
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    seconds = metrics["sys.gpu_hours"] * 3600
+    assert metrics["sys.gpu_throttle_hw_pct"] == pytest.approx(0.25 / seconds * 100, rel=1e-3)
+    assert metrics["sys.gpu_throttle_power_pct"] == pytest.approx(0.1 / seconds * 100, rel=1e-3)
+    assert metrics["sys.gpu_throttle_thermal_pct"] == 0
+    assert "gpu hardware slowdown" not in text
+
+
+def test_an_nvml_without_the_deprecated_call_counts_from_the_fields(tmp_path: Path) -> None:
+    """CUDA 14's NVML has no nvmlDeviceGetViolationStatus: the throttle shares come from the fields."""
+    (tmp_path / "cuda14").mkdir()
+    library = build_fake_nvml(tmp_path / "cuda14", "nvmlDeviceGetViolationStatus")
+    spec = _gpus(H100) + EVENTS.format(
+        power="0 50000000", sw_thermal="0 50000000", hw_thermal="0 0", brake="0 0"
+    )
+    metrics, _ = _span(library, tmp_path, spec)
+    seconds = metrics["sys.gpu_hours"] * 3600
+    assert metrics["sys.gpu_throttle_power_pct"] == pytest.approx(0.05 / seconds * 100, rel=1e-3)
+    assert metrics["sys.gpu_throttle_thermal_pct"] == pytest.approx(0.05 / seconds * 100, rel=1e-3)
+    assert metrics["sys.gpu_throttle_hw_pct"] == 0
+
+
+def test_an_nvml_lacking_one_call_costs_that_figure_alone(tmp_path: Path) -> None:
+    """No nvmlDeviceGetTotalEccErrors in the library: every other figure is there, and sys.ledger names the one."""
+    (tmp_path / "lacking").mkdir()
+    library = build_fake_nvml(tmp_path / "lacking", "nvmlDeviceGetTotalEccErrors")
+    spec = (
+        _gpus(H100) + "counter 0 energy 0 360000\ncounter 0 pcie_replays 1 1\naccounting 0 1 0 1073741824\n"
+    )
+    metrics, text = _span(library, tmp_path, spec)
+    assert "sys.gpu_ecc_errors" not in metrics
+    assert (
+        "gpu uncorrected ECC errors: NVIDIA H100 80GB HBM3: this NVML has no nvmlDeviceGetTotalEccErrors"
+        in text
+    )
+    assert metrics["sys.gpu_energy_wh"] == pytest.approx(0.1)
+    assert metrics["sys.gpu_pcie_replays"] == 0
+    assert metrics["sys.gpu_memory_peak_gb"] == pytest.approx(1.07, abs=0.01)
+    assert "sys.gpu_hours" in metrics
+
+
+@pytest.mark.parametrize(
+    ("driver", "fields"),
+    [
+        ("580.159.04", (269, 270, 271)),
+        ("580.82.07", (269, 270, 271)),
+        ("590.44.01", (269, 270, 271)),
+        ("575.51.03", (251, 252, 253)),
+        ("580.65.06", (251, 252, 253)),
+    ],
+)
+def test_the_drivers_version_picks_how_it_numbers_the_slowdown_counters(
+    driver: str, fields: tuple[int, ...]
+) -> None:
+    """NVIDIA numbered them 251-253 (drivers 575 to 580.65) and then 269-271 (580.82 on), as nvml.h of each says."""
+    assert fields == clock_event_fields(driver)
+
+
+@pytest.mark.parametrize(
+    ("driver", "reason"),
+    [
+        ("570.86.10", "driver 570.86.10 keeps no hardware slowdown counters (they came with driver 575)"),
+        ("580.76.05", "driver 580.76.05 numbers its hardware slowdown counters in a way not known here"),
+    ],
+)
+def test_a_driver_without_known_slowdown_counters_gets_no_guess(
+    fake_nvml: Path, tmp_path: Path, driver: str, reason: str
+) -> None:
+    """Where the numbering is not known, the hardware share is absent with the reason; the old counters still count."""
+    spec = _gpus(H100).replace("580.159.04", driver) + "field 0 74 0 0\nfield 0 75 0 100000000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_throttle_hw_pct" not in metrics
+    assert f"gpu hardware slowdown: NVIDIA H100 80GB HBM3: {reason}" in text
+    assert metrics["sys.gpu_throttle_thermal_pct"] > 0  # field 75, the software thermal counter's old id
+
+
+def test_an_energy_above_what_the_board_may_draw_is_not_the_runs(fake_nvml: Path, tmp_path: Path) -> None:
+    """A counter that restarted and climbed back above its start: 100 kJ in half a second is no 700 W board's."""
+    spec = _gpus(H100) + "power_max 0 700000\ncounter 0 energy 1000 100001000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_energy_wh" not in metrics
+    assert "above its 700 W maximum limit: a counter that restarted (a driver reload)" in text
+
+
+def test_nvlink_bytes_and_the_time_the_clocks_waited_for_work(fake_nvml: Path, tmp_path: Path) -> None:
+    """Two NVLink GPUs: their KiB over all links summed; field 78's share of the run, the mean of the GPUs."""
+    spec = _gpus(H100, H100) + (
+        "nvlink 0 18 18\nnvlink 1 18 18\n"
+        "field 0 138 0 976562500\nfield 0 139 0 1953125000\nfield 1 138 0 0\nfield 1 139 0 0\n"
+        "field 0 78 0 100000000\nfield 1 78 0 300000000\n"
+    )
+    metrics, _ = _span(fake_nvml, tmp_path, spec)
+    seconds = metrics["sys.gpu_hours"] * 3600 / 2
+    assert (metrics["sys.nvlink_tx_gb"], metrics["sys.nvlink_rx_gb"]) == (1000.0, 2000.0)
+    assert metrics["sys.gpu_low_util_pct"] == pytest.approx(0.2 / seconds * 100, rel=1e-3)
+
+
+def test_a_gpu_without_nvlink_says_nothing_of_it(fake_nvml: Path, tmp_path: Path) -> None:
+    """A PCIe H100 has no NVLink: no NVLink figure, and nothing about it in sys.ledger."""
+    metrics, text = _span(fake_nvml, tmp_path, _gpus(H100) + "counter 0 energy 0 1\n")
+    assert "sys.nvlink_rx_gb" not in metrics
+    assert "nvlink" not in text

@@ -1,0 +1,252 @@
+"""AMD GPUs' counters in the ledger, read through the stand-in amdsmi.
+
+Each test runs a fresh interpreter whose ``import amdsmi`` finds ``tests/fakes/amdsmi``,
+answering from a description under ``tests/fixtures/amdsmi`` (their README names the
+documents each answer follows). The live inventory reads this machine's PCI bus, where no
+AMD GPU is, and counts a vendor's counters only there: so the GPUs are the ones our
+inventory finds on the replayed machine the description belongs to (``amd.from_sysfs``
+reading its tree), each read through ``amd.counters``, and the meter and its guard are
+driven as a span drives them (read, guard, read again, figures). Expected values come from
+the described counters and their documented units.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FAKES, FIXTURES
+from tests.fresh import fresh_python
+
+SPAN = """
+import json, os, threading, time
+from mlflow_sysmetrics._files import Root
+from mlflow_sysmetrics.collectors.accelerators import amd
+from mlflow_sysmetrics.ledger._meter import Book, Guard
+from mlflow_sysmetrics.ledger.gpu import Gpu, GpuMeter
+
+inventory = amd.from_sysfs(Root(os.environ["MLFLOW_SYSMETRICS_ROOT"]))
+meter = GpuMeter([Gpu("amd", d.name, d, amd.counters) for d in inventory.devices])
+lock = threading.Lock()
+started = time.monotonic()
+with lock:
+    first = meter.read()
+guard = Guard([meter], lock)
+guard.start()
+spec = os.environ["FAKE_AMDSMI_SPEC"]
+for pause, text in json.loads(os.environ.get("MOVES", "[]")):
+    time.sleep(pause)
+    with open(spec + ".new", "w") as out:
+        out.write(text)
+    os.replace(spec + ".new", spec)
+time.sleep(float(os.environ.get("LAST_PAUSE", "0.5")))
+guard.stop()
+with lock:
+    last = meter.read()
+seconds = time.monotonic() - started
+book = Book()
+meter.figures(first, last, seconds, book)
+print(json.dumps([book.metrics, book.text(), seconds, guard.period]))
+"""
+
+
+class Span:
+    """What a span over a replayed AMD machine counted: metrics, ``sys.ledger``, its seconds."""
+
+    def __init__(self, value: Any) -> None:
+        self.metrics: dict[str, float] = value[0]
+        self.text: str = value[1]
+        self.seconds: float = value[2]
+        self.guard_period: float = value[3]
+
+
+def _span(
+    machine: str, spec: str, tmp_path: Path, moves: list[tuple[float, str]] | None = None, **env: str
+) -> Span:
+    """A span over ``machine``'s GPUs whose amdsmi answers ``spec`` (moved by ``moves``)."""
+    (tmp_path / "amdsmi.txt").write_text(spec)
+    ran = fresh_python(
+        SPAN,
+        env={
+            "PYTHONPATH": str(FAKES),
+            "FAKE_AMDSMI_SPEC": str(tmp_path / "amdsmi.txt"),
+            "MLFLOW_SYSMETRICS_ROOT": str(FIXTURES / machine),
+            "MOVES": json.dumps(moves or []),
+            **env,
+        },
+    )
+    return Span(ran.value)
+
+
+def _described(name: str) -> str:
+    return (FIXTURES / "amdsmi" / name).read_text()
+
+
+def test_mi300x_energy_power_busy_errors_and_replays(tmp_path: Path) -> None:
+    """Two MI300X with 64-bit counters: 300 J + 200 J in 2^-16 J units, busy 62 % and 18 %."""
+    span = _span("amd-mi300x", _described("mi300x.txt"), tmp_path)
+    assert "gpu energy" not in span.text
+    assert span.metrics["sys.gpu_energy_wh"] == pytest.approx(500 / 3600, abs=1e-6)  # 15.3 uJ: 0.139264
+    assert span.metrics["sys.gpu_power_avg_w"] == pytest.approx(500 / span.seconds / 2, rel=1e-3)
+    assert span.metrics["sys.gpu_busy_pct"] == pytest.approx((62 + 18) / 2)
+    assert (span.metrics["sys.gpu_ecc_errors"], span.metrics["sys.gpu_pcie_replays"]) == (1, 4)
+    assert span.guard_period == 0.1  # no counter here can wrap: the guard has no meter to read
+    assert "sys.gpu_throttle_power_pct" not in span.metrics  # amdsmi gives no such counter here
+
+
+def test_every_wrap_of_a_32_bit_counter_is_undone(tmp_path: Path) -> None:
+    """A W7900 whose 32-bit counter wraps three times in the span is counted whole.
+
+    The counter's unit cut so that its range is 300 J (2^32 counts of 0.0698 uJ), which it
+    can cross in about a second at the board's 295 W: the guard reads every half second.
+    Each 1.2 s the counter advances 0.9 of its range (270 J), as the powercap tests do.
+    """
+    unit_uj = 300e6 / 2**32
+    base = _described("w7900.txt") + f"amdsmi_get_energy_count 0000:03:00.0 counter_resolution {unit_uj!r}\n"
+    step, value = 3_865_470_566, 2**31  # 0.9 of the range; the counter starts half way
+    moves = []
+    for _ in range(3):
+        value = (value + step) % 2**32
+        moves.append((1.2, base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {value}\n"))
+    first = base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {2**31}\n"
+    span = _span("amd-w7900", first, tmp_path, moves, LAST_PAUSE="0.6")
+    assert "gpu energy" not in span.text
+    joules = 3 * step * ctypes.c_float(unit_uj).value / 1e6  # the unit as amdsmi's C float carries it
+    assert span.metrics["sys.gpu_energy_wh"] == pytest.approx(joules / 3600, rel=1e-4)
+    assert span.guard_period == pytest.approx(300 / 295 / 2, rel=1e-3)
+
+
+def test_a_driver_reload_is_not_a_wrap_the_board_could_draw(tmp_path: Path) -> None:
+    """A 32-bit counter that starts again from 0: taken for a wrap, 4.5 kJ in seconds is above 295 W."""
+    span = _span("amd-w7900", _described("w7900-reload.txt"), tmp_path)
+    assert "sys.gpu_energy_wh" not in span.metrics
+    assert "sys.gpu_power_avg_w" not in span.metrics
+    assert "gpu energy: AMD GPU [1002:7448] counted" in span.text
+    assert "above its 295 W maximum limit: a counter that restarted (a driver reload)" in span.text
+    # a 32-bit counter of 2^-16 J wraps every 65,536 J: at 295 W, read every half of that
+    assert span.guard_period == pytest.approx(65536 / 295 / 2)
+
+
+def test_a_counter_that_stands_still_is_not_zero_watt_hours(tmp_path: Path) -> None:
+    """An MI100 whose counter answers the same while it draws 150 W: no energy, and why."""
+    span = _span("amd-mi100", _described("mi100-still.txt"), tmp_path)
+    assert "sys.gpu_energy_wh" not in span.metrics
+    assert "sys.gpu_power_avg_w" not in span.metrics
+    assert (
+        "gpu energy: AMD Instinct MI100's energy counter did not move during the run while it drew 150 W"
+        in span.text
+    )
+    assert "gpu busy: AMD Instinct MI100: its gpu_metrics table has no accumulated activity" in span.text
+    assert "sys.gpu_busy_pct" not in span.metrics
+
+
+def test_uint_max_is_not_available(tmp_path: Path) -> None:
+    """An RX 9070 XT (SMU 14.0.2) answers UINT_MAX: absent, "not available", never 0."""
+    span = _span("amd-rx9070xt", _described("rx9070xt.txt"), tmp_path)
+    assert "sys.gpu_energy_wh" not in span.metrics
+    assert (
+        "gpu energy: AMD GPU [1002:7550]: the driver marks its energy counter not available (0xffffffff)"
+        in span.text
+    )
+
+
+def test_a_die_that_counts_no_energy_is_named(tmp_path: Path) -> None:
+    """An MI250's second die reads 0 energy and 0 W (the first counts both): no energy for the pair."""
+    span = _span("amd-mi250", _described("mi250.txt"), tmp_path)
+    assert "sys.gpu_energy_wh" not in span.metrics
+    assert (
+        "gpu energy: AMD Instinct MI250X / MI250: its energy counter reads 0 (an MI200's second die"
+        in span.text
+    )
+
+
+def test_an_amdsmi_lacking_one_function_costs_its_figure_only(tmp_path: Path) -> None:
+    """No ``amdsmi_get_gpu_pci_replay_counter`` (an older amdsmi), and one GPU refusing ECC counts."""
+    spec = _described("mi300x.txt") + (
+        "lacks amdsmi_get_gpu_pci_replay_counter\nerror amdsmi_get_gpu_total_ecc_count 0000:2f:00.0 2\n"
+    )
+    span = _span("amd-mi300x", spec, tmp_path)
+    assert "sys.gpu_pcie_replays" not in span.metrics
+    assert "sys.gpu_ecc_errors" not in span.metrics
+    assert (
+        "gpu PCIe replays: AMD Instinct MI300X: this amdsmi has no amdsmi_get_gpu_pci_replay_counter"
+        in span.text
+    )
+    assert (
+        "gpu uncorrected ECC errors: AMD Instinct MI300X: amdsmi's amdsmi_get_gpu_total_ecc_count failed: "
+        "AMDSMI_STATUS_NOT_SUPPORTED - Feature not supported"
+    ) in span.text
+    assert span.metrics["sys.gpu_energy_wh"] == pytest.approx(500 / 3600, abs=1e-6)
+    assert span.metrics["sys.gpu_busy_pct"] == pytest.approx(40)
+
+
+SESSION = """
+import json, os
+import amdsmi
+from mlflow_sysmetrics._files import Root
+from mlflow_sysmetrics.collectors.accelerators import amd
+
+device = amd.from_sysfs(Root(os.environ["MLFLOW_SYSMETRICS_ROOT"])).devices[0]
+amdsmi.amdsmi_init()
+mine = amdsmi.amdsmi_get_processor_handles()[0]
+first = amd.counters(device).energy_mj
+still_mine = amdsmi.amdsmi_get_gpu_device_bdf(mine)
+amdsmi.amdsmi_shut_down()
+after_shutdown = amd.counters(device).energy_mj
+print(json.dumps([first, still_mine, after_shutdown]))
+"""
+
+
+def test_the_ledger_never_closes_the_programs_amdsmi_session(tmp_path: Path) -> None:
+    """The ledger's readings leave the program's amdsmi session open, and go on after it closes it.
+
+    amdsmi keeps one session per process and does not count its users.
+    """
+    (tmp_path / "amdsmi.txt").write_text(_described("mi300x.txt"))
+    ran = fresh_python(
+        SESSION,
+        env={
+            "PYTHONPATH": str(FAKES),
+            "FAKE_AMDSMI_SPEC": str(tmp_path / "amdsmi.txt"),
+            "MLFLOW_SYSMETRICS_ROOT": str(FIXTURES / "amd-mi300x"),
+        },
+    )
+    # 6,553,600,000,000 and then 6,553,619,660,800 counts of 2^-16 J, in mJ
+    assert ran.value == [100_000_000_000, "0000:11:00.0", 100_000_300_000]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("amdsmi") is not None, reason="amdsmi is installed here")
+def test_without_amdsmi_the_counters_say_what_to_install(tmp_path: Path) -> None:
+    """No amdsmi package: each AMD figure is absent, naming the package, and the run goes on."""
+    machine = {
+        "MLFLOW_SYSMETRICS_ROOT": str(FIXTURES / "amd-mi300x"),
+        "FAKE_AMDSMI_SPEC": str(tmp_path / "none"),
+    }
+    ran = fresh_python(SPAN, env={**machine, "LAST_PAUSE": "0"})  # no stand-in on the path
+    span = Span(ran.value)
+    assert "sys.gpu_energy_wh" not in span.metrics
+    assert (
+        "gpu energy: AMD Instinct MI300X: ImportError: AMD GPU counters require the amdsmi package"
+        in span.text
+    )
+
+
+def test_a_64_bit_counter_is_known_by_its_device_before_it_passes_2_to_the_32(tmp_path: Path) -> None:
+    """An MI300X read soon after its driver loaded (below 2^32 counts): no wrap is assumed, no guard."""
+    spec = "".join(
+        line
+        for line in _described("mi300x.txt").splitlines(keepends=True)
+        if "energy_accumulator" not in line
+    )
+    spec += (
+        "amdsmi_get_energy_count 0000:11:00.0 energy_accumulator 65536000 85196800\n"  # 1000 J, then +300 J
+        "amdsmi_get_energy_count 0000:2f:00.0 energy_accumulator 131072000 144179200\n"  # 2000 J, then +200 J
+    )
+    span = _span("amd-mi300x", spec, tmp_path)
+    assert span.metrics["sys.gpu_energy_wh"] == pytest.approx(500 / 3600, abs=1e-6)
+    assert span.guard_period == 0.1  # the guard's floor: it has no counter to read
