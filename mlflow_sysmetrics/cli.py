@@ -732,14 +732,14 @@ def run_command(
     uri = _uri(ctx, tracking_uri) or mlflow.get_tracking_uri()
     if urlsplit(uri).scheme in ("http", "https"):
         _reach(uri)
-    from ._run_command import run_program
+    from ._run_command import NotStarted, run_program
 
     try:
         run_id, code = run_program(command, _client(uri), experiment=experiment, run_name=run_name)
-    except FileNotFoundError as exc:
-        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
-    except PermissionError as exc:
-        raise _fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except NotStarted as exc:  # as a shell says it, and its code: 127 not found, 126 not executable
+        ran = f" (run {exc.run_id})" if exc.run_id else ""
+        click.echo(f"mlflow-sysmetrics: {exc}{ran}", err=True)
+        ctx.exit(exc.code)
     except Exception as exc:
         raise _fail(f"could not run {command[0]!r} in a run at {uri}: {exc}") from None
     click.echo(f"mlflow-sysmetrics: run {run_id} ({uri}); {command[0]} exited with {code}", err=True)
