@@ -16,7 +16,10 @@ A span of the ledger around 2 s idle, ``--seconds`` of matrix products on the fi
   ``nvidia-smi -q -d PERFORMANCE`` read before and after (power cap: SW Power Capping;
   temperature: SW and HW Thermal Slowdown), within 2 points;
 - the ledger's own cost: its first span in this process (NVML's initialisation falls there)
-  and the median of 20 warm spans, with the number of GPUs counted.
+  and the median of 20 warm spans, with the number of GPUs counted;
+- ``sys.memory_peak_gb`` of a program under ``mlflow-sysmetrics run`` (started as the command
+  starts it, without MLflow: its launcher, a span following it) against the program's own
+  ``VmHWM``, with this process's larger peak (CUDA loaded) as the figure it must not be.
 
 Prints each figure beside its reference and ``PASS``/``FAIL``; exits 1 on a failure.
 """
@@ -39,7 +42,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlflow_sysmetrics import _ledger, collect
+from mlflow_sysmetrics import collect
+from mlflow_sysmetrics import ledger as _ledger
+from mlflow_sysmetrics.ledger.gpu import GpuMeter
 
 # One thread's long chain of fused multiply-adds, stored at the end so nothing is dropped.
 PTX = rb"""
@@ -237,6 +242,48 @@ def check(name: str, ours: float | None, reference: float | None, ok: bool | Non
     return ok is not False
 
 
+#: Touches 300 MB, then writes its own peak resident set (KiB) as the kernel keeps it to argv[1].
+PEAK_PROGRAM = """
+import sys
+b = bytearray(300_000_000)
+b[::4096] = b"x" * len(b[::4096])
+peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+open(sys.argv[1], "w").write(peak)
+"""
+
+
+def program_peak_check() -> bool:
+    """``sys.memory_peak_gb`` of a program under ``run`` against its own ``VmHWM`` (Linux)."""
+    import tempfile
+
+    from mlflow_sysmetrics import _run_command
+    from mlflow_sysmetrics.ledger.memory import rusage_kib
+
+    own = rusage_kib()[0] or 0
+    span = _ledger.start()
+    assert span is not None, "the ledger did not start"
+    with tempfile.TemporaryDirectory() as folder:
+        written = os.path.join(folder, "peak")
+        launch = _run_command._Launch(sys.executable, [sys.executable, "-c", PEAK_PROGRAM, written])
+        try:
+            end = launch.run({}, span)
+        finally:
+            launch.close()
+        program_kib = int(Path(written).read_text())
+    if end.exit is not None:
+        span.program_exited(end.exit)
+    counted = span.finish()
+    peak = counted.metrics.get("sys.memory_peak_gb")
+    reference = round(program_kib * 1024 / 1e9, 3)
+    print(f"     this process's own peak: {round(own * 1024 / 1e9, 3)} GB (what the figure must not be)")
+    return check(
+        "sys.memory_peak_gb of a program under run vs its own VmHWM",
+        peak,
+        reference,
+        peak is not None and abs(peak - reference) <= 0.005,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -266,7 +313,7 @@ def main() -> None:
         assert span is not None
         span.finish()
         warm.append((time.perf_counter() - t) * 1e3)
-    uuids = [gpu.key for gpu in first.gpus]
+    uuids = [key for meter in first.meters if isinstance(meter, GpuMeter) for key in meter.gpus]
     print(
         f"ledger cost: first span {first_ms:.2f} ms (NVML's initialisation falls here), "
         f"warm span {statistics.median(warm):.3f} ms median over 20, {len(uuids)} GPU(s) counted"
@@ -339,6 +386,8 @@ def main() -> None:
         round(len(uuids) * seconds / 3600, 6),
         hours is not None and abs(hours - len(uuids) * seconds / 3600) < 1e-4,
     )
+    if sys.platform == "linux":
+        good &= program_peak_check()
     print("gpu ledger check:", "PASS" if good else "FAIL")
     sys.exit(0 if good else 1)
 

@@ -65,12 +65,14 @@ def run_command(
             experiment_id = default.experiment_id
         else:
             experiment_id = chosen.experiment.experiment_id
-    from .._run_command import run_program
+    from .._run_command import NotStarted, run_program
 
     try:
         run_id, code = run_program(command, store.client, experiment_id=experiment_id, run_name=run_name)
-    except (FileNotFoundError, PermissionError) as exc:
-        raise fail(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except NotStarted as exc:  # as a shell says it, and its code: 127 not found, 126 not executable
+        ran = f" (run {exc.run_id})" if exc.run_id else ""
+        click.echo(f"mlflow-sysmetrics: {exc}{ran}", err=True)
+        ctx.exit(exc.code)
     except Exception as exc:
         raise _store.store_error(store, exc, f"could not run {command[0]!r} in a run at") from None
     click.echo(f"mlflow-sysmetrics: run {run_id} ({store.uri}); {command[0]} exited with {code}", err=True)

@@ -1,0 +1,414 @@
+"""``mlflow-sysmetrics run -- CMD`` at its edges, with real processes and the real server.
+
+The program's memory peak is its own (not the command's, which has imported MLflow); a signal
+reaches it once, whether sent to the command alone, to the command's process group or typed
+at a terminal (a pseudo-terminal here, the command its foreground); a crash is FAILED, a signal
+someone sent KILLED; a program that cannot be started makes no run, or ends the one it had
+FAILED, and the command exits as a shell would (127, 126).
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import psutil
+import pytest
+
+from tests.integration.conftest import Proxy, free_port, script_path
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="run needs a POSIX system")
+
+#: Counts the signal it is given in argv[2] (a name), for a while after the first, then dies of it.
+COUNTER = """
+import os, pathlib, signal, sys, time
+out, number = pathlib.Path(sys.argv[1]), getattr(signal, sys.argv[2])
+got = []
+signal.signal(number, lambda n, f: got.append(n))
+out.with_suffix(".started").write_text(str(os.getpid()))
+while not got:
+    time.sleep(0.02)
+time.sleep(1.5)  # a second copy, sent by the group and forwarded again, would land in here
+out.write_text(str(len(got)))
+signal.signal(number, signal.SIG_DFL)
+os.kill(os.getpid(), number)
+"""
+
+#: Waits until a file exists (the test's go-ahead), and tells the test it has started.
+WAITER = """
+import os, pathlib, sys, time
+marker = pathlib.Path(sys.argv[1])
+marker.with_suffix(".started").write_text(str(os.getpid()))
+while not marker.exists():
+    time.sleep(0.05)
+"""
+
+
+def _environment(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_SYSMETRICS")}
+    env["MLFLOW_TRACKING_URI"] = url
+    return env
+
+
+def _start(url: str, folder: Path, *command: str, **options: object) -> subprocess.Popen[str]:
+    """The command in a session of its own (its process group is its pid), stderr captured."""
+    options.setdefault("stdin", subprocess.DEVNULL)
+    options.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [script_path("mlflow-sysmetrics"), "run", "--", *command],
+        env=_environment(url),
+        cwd=folder,
+        text=True,
+        start_new_session=True,
+        **options,
+    )
+
+
+def _wait_for(path: Path, command: subprocess.Popen[str] | None = None) -> str:
+    deadline = time.monotonic() + 180
+    while not path.exists():
+        assert command is None or command.poll() is None, "the command ended before its program started"
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.05)
+    time.sleep(0.05)  # written in one call, but let the writer close it
+    return path.read_text()
+
+
+def _run_of(stderr: str) -> mlflow.entities.Run:
+    """The run the command names on its last words (``run ID (URI); ...`` or ``... (run ID)``)."""
+    found = re.search(r"mlflow-sysmetrics: run ([0-9a-f]{32}) |\(run ([0-9a-f]{32})\)", stderr)
+    assert found, stderr
+    return mlflow.MlflowClient().get_run(found.group(1) or found.group(2))
+
+
+def _running_runs() -> set[str]:
+    client = mlflow.MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return {
+        r.info.run_id
+        for r in client.search_runs(experiments, "attributes.status = 'RUNNING'", max_results=1000)
+    }
+
+
+def test_the_program_s_memory_peak_is_its_own(tracking: Proxy, tmp_path: Path) -> None:
+    """A program that touches 50 MB has a peak of 0.05 to 0.1 GB, not the command's 0.25 GB.
+
+    The command has imported MLflow; an exec would hand a program it spawned its own peak.
+    """
+    program = "b = bytearray(50_000_000); b[::4096] = b'x' * len(b[::4096])"
+    command = _start(tracking.url, tmp_path, sys.executable, "-c", program)
+    _, stderr = command.communicate(timeout=300)
+    assert command.returncode == 0, stderr
+    run = _run_of(stderr)
+    assert "memory peak" not in run.data.tags["sys.ledger"]
+    assert 0.05 <= run.data.metrics["sys.memory_peak_gb"] < 0.1
+    own = psutil.Process().memory_info().rss / 1e9  # this test process has imported MLflow too
+    assert run.data.metrics["sys.memory_peak_gb"] < own
+
+
+def test_a_program_below_the_launcher_s_mark_has_no_peak_and_the_reason(
+    tracking: Proxy, tmp_path: Path
+) -> None:
+    """`true` (about 1 MB) stays below the launcher's mark: no peak, and sys.ledger says why."""
+    command = _start(tracking.url, tmp_path, "true")
+    _, stderr = command.communicate(timeout=300)
+    assert command.returncode == 0, stderr
+    run = _run_of(stderr)
+    assert "sys.memory_peak_gb" not in run.data.metrics
+    assert "memory peak: the program's peak is not above the" in run.data.tags["sys.ledger"]
+
+
+@pytest.mark.parametrize("to_the_group", [False, True], ids=["to-the-command", "to-its-process-group"])
+def test_sigterm_reaches_the_program_once(tracking: Proxy, tmp_path: Path, to_the_group: bool) -> None:
+    """SIGTERM to the command, or to its whole process group (as schedulers send), arrives once.
+
+    The program dies of it: the command exits 143 and the run is KILLED.
+    """
+    out = tmp_path / "count"
+    command = _start(tracking.url, tmp_path, sys.executable, "-c", COUNTER, str(out), "SIGTERM")
+    _wait_for(out.with_suffix(".started"), command)
+    if to_the_group:
+        os.killpg(command.pid, signal.SIGTERM)
+    else:
+        os.kill(command.pid, signal.SIGTERM)
+    _, stderr = command.communicate(timeout=300)
+    assert out.read_text() == "1"
+    assert command.returncode == 128 + signal.SIGTERM, stderr
+    assert _run_of(stderr).info.status == "KILLED"
+
+
+def test_a_program_that_exits_non_zero_when_told_to_stop_is_killed(tracking: Proxy, tmp_path: Path) -> None:
+    """A program that ends on SIGTERM by exiting 1 (as a training loop that saves first) is KILLED."""
+    program = (
+        "import pathlib, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda n, f: sys.exit(1))\n"
+        "pathlib.Path(sys.argv[1]).write_text('up')\n"
+        "time.sleep(300)\n"
+    )
+    started = tmp_path / "started"
+    command = _start(tracking.url, tmp_path, sys.executable, "-c", program, str(started))
+    _wait_for(started, command)
+    command.send_signal(signal.SIGTERM)
+    _, stderr = command.communicate(timeout=300)
+    assert command.returncode == 1, stderr
+    assert _run_of(stderr).info.status == "KILLED"
+
+
+@pytest.mark.parametrize(
+    ("crash", "number"),
+    [("os.abort()", signal.SIGABRT), ("ctypes.string_at(0)", signal.SIGSEGV)],
+    ids=["abort", "segfault"],
+)
+def test_a_crash_is_failed(tracking: Proxy, tmp_path: Path, crash: str, number: int) -> None:
+    """A program killed by its own fault (SIGABRT, SIGSEGV) ends the run FAILED, exit 128 + n."""
+    program = f"import ctypes, os, resource\nresource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n{crash}\n"
+    command = _start(tracking.url, tmp_path, sys.executable, "-c", program)
+    _, stderr = command.communicate(timeout=300)
+    assert 128 + number == command.returncode, stderr
+    assert _run_of(stderr).info.status == "FAILED"
+
+
+def _holding_proxy(
+    target: str, path_end: str
+) -> tuple[http.server.ThreadingHTTPServer, threading.Event, threading.Event]:
+    """A proxy before ``target`` that holds requests to ``path_end`` until its release is set."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.split("?", 1)[0].endswith(path_end):
+                arrived.set()
+                release.wait(300)
+            upstream = http.client.HTTPConnection(target.removeprefix("http://"), timeout=120)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            upstream.close()
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, arrived, release
+
+
+def test_sigterm_before_the_program_starts_starts_nothing(tracking: Proxy, tmp_path: Path) -> None:
+    """SIGTERM while the run is being made: the program never starts, the run ends KILLED, exit 143.
+
+    The server's answer to the run's creation is held until the signal has been sent.
+    """
+    server, arrived, release = _holding_proxy(tracking.url, "/runs/create")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        marker = tmp_path / "go"
+        command = _start(url, tmp_path, sys.executable, "-c", WAITER, str(marker))
+        assert arrived.wait(180), "the command never asked for its run"
+        command.send_signal(signal.SIGTERM)  # pending on the command when this returns
+        release.set()
+        _, stderr = command.communicate(timeout=300)
+    finally:
+        release.set()
+        server.shutdown()
+    assert command.returncode == 128 + signal.SIGTERM, stderr
+    assert "not started: SIGTERM came first" in stderr
+    assert not marker.with_suffix(".started").exists()
+    assert _run_of(stderr).info.status == "KILLED"
+
+
+def test_the_program_does_not_outlive_the_command(tracking: Proxy, tmp_path: Path) -> None:
+    """The command killed (SIGKILL, which it cannot pass on): its program is killed with it."""
+    marker = tmp_path / "never"
+    command = _start(tracking.url, tmp_path, sys.executable, "-c", WAITER, str(marker))
+    program = psutil.Process(int(_wait_for(marker.with_suffix(".started"), command)))
+    command.kill()
+    command.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while _alive(program):
+        assert time.monotonic() < deadline, "the program outlived the command"
+        time.sleep(0.1)
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running, and not a zombie left for whoever inherited it to reap."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class Terminal:
+    """The command as the foreground of a pseudo-terminal it controls, as typed at a shell."""
+
+    HELPER = "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+
+    def __init__(self, url: str, folder: Path, *command: str) -> None:
+        self.master, slave = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.HELPER, script_path("mlflow-sysmetrics"), "run", "--", *command],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=_environment(url),
+            cwd=folder,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.output = b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                ready = select.select([self.master], [], [], 1.0)[0]
+                data = os.read(self.master, 4096) if ready else b""
+            except OSError:
+                return
+            if ready and not data:
+                return
+            self.output += data
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=60)
+        self.reader.join(timeout=10)
+        os.close(self.master)
+
+
+#: Reads a line from the terminal (only its foreground may), then counts the SIGINTs it gets.
+TERMINAL_PROGRAM = (
+    "import os, pathlib, sys\n"
+    "out = pathlib.Path(sys.argv[1])\n"
+    "tty = os.open('/dev/tty', os.O_RDWR)\n"
+    "out.with_suffix('.foreground').write_text(str(os.tcgetpgrp(tty) == os.getpgrp()))\n"
+    "out.with_suffix('.line').write_text(sys.stdin.readline())\n"
+    "sys.argv[2:] = ['SIGINT']\n" + COUNTER.replace("out, number = pathlib.Path(sys.argv[1]), ", "number = ")
+)
+
+
+def test_the_terminal_s_ctrl_c_reaches_the_program_once(tracking: Proxy, tmp_path: Path) -> None:
+    """At a terminal the program is the foreground: it reads what is typed, and Ctrl-C reaches it once."""
+    out = tmp_path / "count"
+    terminal = Terminal(tracking.url, tmp_path, sys.executable, "-c", TERMINAL_PROGRAM, str(out))
+    try:
+        assert _wait_for(out.with_suffix(".foreground")) == "True"
+        terminal.type(b"hello\n")
+        assert _wait_for(out.with_suffix(".line")) == "hello\n"
+        _wait_for(out.with_suffix(".started"))
+        terminal.type(b"\x03")
+        assert _wait_for(out) == "1"
+        assert terminal.process.wait(timeout=300) == 128 + signal.SIGINT
+    finally:
+        terminal.close()
+    stderr = terminal.output.decode(errors="replace")
+    assert _run_of(stderr).info.status == "KILLED"
+
+
+def test_ctrl_z_stops_the_command_and_sigcont_continues_the_program(tracking: Proxy, tmp_path: Path) -> None:
+    """Ctrl-Z stops the program, and the command with it, for a shell's job control to see.
+
+    SIGCONT to the command (a shell's `fg`) gives the terminal back to the program, which goes
+    on reading it.
+    """
+    out = tmp_path / "count"
+    terminal = Terminal(tracking.url, tmp_path, sys.executable, "-c", TERMINAL_PROGRAM, str(out))
+    try:
+        _wait_for(out.with_suffix(".foreground"))
+        terminal.type(b"\x1a")
+        _, status = os.waitpid(terminal.process.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        os.kill(terminal.process.pid, signal.SIGCONT)
+        terminal.type(b"again\n")
+        assert _wait_for(out.with_suffix(".line")) == "again\n"
+        _wait_for(out.with_suffix(".started"))
+        terminal.type(b"\x03")
+        assert _wait_for(out) == "1"
+        assert terminal.process.wait(timeout=300) == 128 + signal.SIGINT
+    finally:
+        terminal.close()
+
+
+def test_a_command_not_found_makes_no_run(tracking: Proxy, tmp_path: Path) -> None:
+    """`run -- no-such-program`: a shell's message and code (127), and no run, nor its experiment."""
+    before = _running_runs()
+    done = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", "--experiment", "not-found", "--", "no-such-program-x1"],
+        env=_environment(tracking.url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 127
+    assert done.stderr.strip().splitlines()[-1] == "mlflow-sysmetrics: no-such-program-x1: command not found"
+    assert mlflow.MlflowClient().get_experiment_by_name("not-found") is None
+    assert before == _running_runs()
+
+
+def test_a_file_without_the_execute_bit_makes_no_run(tracking: Proxy, tmp_path: Path) -> None:
+    """`run -- ./train.sh` without its execute bit: Permission denied, 126, and no run."""
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\necho trained\n")
+    script.chmod(0o644)
+    before = _running_runs()
+    done = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", "--experiment", "no-exec", "--", "./train.sh"],
+        env=_environment(tracking.url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 126
+    assert done.stderr.strip().splitlines()[-1] == "mlflow-sysmetrics: ./train.sh: Permission denied"
+    assert mlflow.MlflowClient().get_experiment_by_name("no-exec") is None
+    assert before == _running_runs()
+
+
+def test_a_program_the_kernel_will_not_execute_ends_its_run_failed(tracking: Proxy, tmp_path: Path) -> None:
+    """An executable file that is no program (no #! line, not a binary): 126, its run FAILED."""
+    program = tmp_path / "data.bin"
+    program.write_bytes(b"\x00\x01 not a program")
+    program.chmod(0o755)
+    before = _running_runs()
+    done = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", "--", "./data.bin"],
+        env=_environment(tracking.url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 126
+    assert "mlflow-sysmetrics: ./data.bin: Exec format error (run " in done.stderr
+    assert _run_of(done.stderr).info.status == "FAILED"
+    assert before == _running_runs()
