@@ -49,6 +49,13 @@ def run_command(
       mlflow-sysmetrics run -- python train.py --epochs 3
     """
     store = _store.writable(ctx, tracking_uri, _default_uri)
+    from .._run_command import NotStarted, resolve, run_program
+
+    try:  # a program that cannot start: said as a shell says it, before any experiment or run is made
+        resolve(command[0], os.environ.get("PATH"))
+    except NotStarted as exc:
+        click.echo(f"mlflow-sysmetrics: {exc}", err=True)
+        ctx.exit(exc.code)
     joined = os.environ.get("MLFLOW_RUN_ID")
     experiment_id = None
     if joined:
@@ -65,8 +72,6 @@ def run_command(
             experiment_id = default.experiment_id
         else:
             experiment_id = chosen.experiment.experiment_id
-    from .._run_command import NotStarted, run_program
-
     try:
         run_id, code = run_program(command, store.client, experiment_id=experiment_id, run_name=run_name)
     except NotStarted as exc:  # as a shell says it, and its code: 127 not found, 126 not executable
