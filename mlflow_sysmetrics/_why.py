@@ -74,9 +74,6 @@ STRAGGLER_GAP_PCT = 20.0
 #: compare: a limit found on both runs differs when its strength differs by this many points of the run.
 COMPARE_GAP_PCT = 10.0
 
-#: What the ledger writes in ``sys.ledger`` when it missed nothing (see ``_ledger.Span.finish``).
-EVERYTHING_COUNTED = "everything counted"
-
 
 class Finding(Record):
     """One limit a rule found: its rule, strength, the sentence for people and the evidence.
@@ -180,6 +177,13 @@ def _gpu_idle(node: Node) -> Verdict | None:
     return share, text, node.evidence({**figures, T.CPU_UTIL_PCT: cpu})
 
 
+def _host_wide(node: Node) -> str:
+    """What a stall figure covers when PSI was the whole host's (its ledger says so), else nothing."""
+    if T.LEDGER_HOST_STALLS in node.tags.get(T.LEDGER, ""):
+        return " (the whole host's stalls: other processes' count too)"
+    return ""
+
+
 def _storage(node: Node) -> Verdict | None:
     stalled = node.metrics.get(T.STALL_IO_PCT)
     if stalled is None or stalled < STORAGE_STALL_PCT:
@@ -192,7 +196,7 @@ def _storage(node: Node) -> Verdict | None:
     if written is not None:
         words.append(f"{plain_number(written)} GB written")
     evidence = {T.STALL_IO_PCT: stalled, T.IO_READ_GB: read, T.IO_WRITE_GB: written}
-    return stalled / 100, ", ".join(words), node.evidence(evidence)
+    return stalled / 100, ", ".join(words) + _host_wide(node), node.evidence(evidence)
 
 
 def _memory_bound(node: Node) -> tuple[str, float, str] | None:
@@ -219,7 +223,7 @@ def _memory_pressure(node: Node) -> Verdict | None:
         evidence[T.MEMORY_PEAK_GB] = peak
         if bound:
             evidence[bound[0]] = node.tags[bound[0]]
-    return stalled / 100, text, node.evidence(evidence)
+    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
 
 
 def _cpu_contention(node: Node) -> Verdict | None:
@@ -230,7 +234,8 @@ def _cpu_contention(node: Node) -> Verdict | None:
     text = f"CPU contention: runnable tasks waited for a core {_pct(stalled)} of the run"
     if cores:
         text += f", {cores} usable cores"
-    return stalled / 100, text, node.evidence({T.STALL_CPU_PCT: stalled, T.CPU_AVAILABLE: cores})
+    evidence = {T.STALL_CPU_PCT: stalled, T.CPU_AVAILABLE: cores}
+    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
 
 
 def _cpu_bound(node: Node) -> Verdict | None:
@@ -526,7 +531,7 @@ def not_counted(tags: Mapping[str, str]) -> dict[int, str]:
     """
     found: dict[int, str] = {}
     for key, value in tags.items():
-        if T.plain_key(key) == T.LEDGER and value != EVERYTHING_COUNTED:
+        if T.plain_key(key) == T.LEDGER and value != T.LEDGER_EVERYTHING_COUNTED:
             found[_node_of(key)] = value
     return dict(sorted(found.items()))
 
@@ -540,7 +545,7 @@ def _notes(tags: Mapping[str, str], metrics: Mapping[str, float]) -> list[str]:
         )
     missed = not_counted(tags)
     for node, text in missed.items():
-        notes.append(f"Not counted{f' on node {node}' if len(missed) > 1 or node else ''}: {text}")
+        notes.append(f"The ledger's notes{f' on node {node}' if len(missed) > 1 or node else ''}: {text}")
     return notes
 
 

@@ -202,6 +202,11 @@ def keys_of(source: str) -> tuple[str, ...]:
     return tuple(name for name, key in TABLE.items() if key.source == source)
 
 
+#: ``sys.ledger`` of a run whose ledger counted everything and has nothing to note.
+LEDGER_EVERYTHING_COUNTED = "everything counted"
+#: The clause of ``sys.ledger`` that says the stall figures are the whole host's (no cgroup PSI).
+LEDGER_HOST_STALLS = "stalls: the whole host's (/proc/pressure), not the run's cgroup's"
+
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"
 

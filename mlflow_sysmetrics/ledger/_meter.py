@@ -28,6 +28,7 @@ import threading
 import time
 
 from .. import _log, _platform, _state
+from .. import tags as T
 from .._files import Root, count
 from .._value import Record
 
@@ -100,7 +101,7 @@ class Book:
     def text(self) -> str:
         """``sys.ledger``: what was not counted and why, then the notes; or that everything was."""
         parts = [f"{what}: {why}" for what, why in self.missing.items()]
-        return "; ".join([*parts, *self.notes]) or "everything counted"
+        return "; ".join([*parts, *self.notes]) or T.LEDGER_EVERYTHING_COUNTED
 
 
 class ProgramExit(Record):

@@ -100,7 +100,7 @@ class PressureMeter(Meter):
     def figures(self, first: list[int], last: list[int], seconds: float, book: Book) -> None:
         """``sys.stall_cpu_pct``, ``sys.stall_io_pct`` and ``sys.stall_memory_pct``."""
         if self.host:
-            book.note("stalls: the whole host's (/proc/pressure), not the run's cgroup's")
+            book.note(T.LEDGER_HOST_STALLS)
         for (key, _, resource), before, after in zip(RESOURCES, first, last, strict=True):
             if after < before:
                 book.lacks(f"{resource} stalls", "the PSI counter went backwards")

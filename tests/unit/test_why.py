@@ -234,7 +234,7 @@ def test_what_was_not_counted_is_named() -> None:
     metrics = {T.MEMORY_PEAK_GB: 0.782, T.GPU_HOURS: 0.0}
     assert _why.format_findings([], tags, metrics).splitlines() == [
         "Nothing found: no rule fired on what the run counted.",
-        "Not counted: cpu energy: no RAPL package zone in /sys/class/powercap; stall: PSI is off",
+        "The ledger's notes: cpu energy: no RAPL package zone in /sys/class/powercap; stall: PSI is off",
     ]
     untagged = {T.CPU: "Intel(R) Xeon(R) Processor", T.GPU_COUNT: "1"}
     assert _why.format_findings([], untagged, {"loss": 0.1}).splitlines() == [
@@ -463,3 +463,15 @@ def test_why_says_how_to_call_it() -> None:
         mlflow_sysmetrics.why("0" * 32, than=" ")
     with pytest.raises(TypeError, match="tracking_uri= or client=, not both"):
         mlflow_sysmetrics.why("0" * 32, tracking_uri="sqlite:///x.db", client=object())  # type: ignore[arg-type]
+
+
+def test_stalls_read_from_the_hosts_psi_say_so() -> None:
+    """A run whose ledger read /proc/pressure (cgroup v1, a hybrid host): the storage finding says it is the host's."""
+    from mlflow_sysmetrics._why import explain
+
+    tags = {T.LEDGER: f"cpu energy: no RAPL package zone in /sys/class/powercap; {T.LEDGER_HOST_STALLS}"}
+    (finding,) = explain(tags, {T.STALL_IO_PCT: 35.0})
+    assert finding.rule == "storage"
+    assert finding.text.endswith("(the whole host's stalls: other processes' count too)")
+    (own,) = explain({T.LEDGER: T.LEDGER_EVERYTHING_COUNTED}, {T.STALL_IO_PCT: 35.0})
+    assert "whole host" not in own.text
