@@ -6,9 +6,11 @@ peak counts only where it rose during the run. A child's mark is not its own alo
 ``execve`` keeps the larger of the new program's mark and the old address space's
 high-water mark (``fs/exec.c``, ``setmax_mm_hiwater_rss``), and Python's ``subprocess``
 spawns with ``vfork``, so a child starts at the mark of the process that started it. A
-child's peak is therefore the run's only where it rose above this process's own peak;
-below it, it cannot be told from this process's, and the figure is this process's when
-that rose during the run, else left out with the reason.
+child's peak is therefore the run's only where it rose above this process's own peak; below
+it, it cannot be told from this process's, and the figure is this process's when that rose
+during the run, else left out with the reason. This process's own peak is, on Linux, its
+address space's high-water mark (``VmHWM``): its ``ru_maxrss`` also holds the mark of whatever
+it was exec'd from (a shell, a test runner that imported much), which is no peak of its own.
 
 Where the process (with its descendants) is alone in a cgroup v2 group that has no child
 groups, the group's ``memory.peak`` counts all of them at once (page cache included). It
@@ -54,6 +56,9 @@ class MemoryMeter(Meter):
     def read(self) -> Marks:
         """The process's and its children's marks, and the cgroup's peak where it is the run's."""
         self_kib, children_kib = rusage_kib()
+        own = own_peak_kib(self.root)
+        if own is not None:
+            self_kib = own
         cgroup = None
         if (
             self.cgroup is not None
@@ -135,6 +140,21 @@ def _cgroup_rose(first: int | None, last: int | None, reset: bool) -> bool:
     if first is None or last is None:
         return False
     return bool(last) if reset else last > first
+
+
+def own_peak_kib(root: Root) -> int | None:
+    """The high-water mark of this process's own address space (``VmHWM``, KiB; Linux), else ``None``.
+
+    Not ``ru_maxrss``: that also holds the mark of the process this one was exec'd from
+    (``fs/exec.c``), which is no peak of this process's; the mark a child inherits from this
+    process is at most this one.
+    """
+    if not _platform.LINUX or not root.is_live:
+        return None
+    for line in (root.read("/proc/self/status") or "").splitlines():
+        if line.startswith("VmHWM:"):
+            return count(line.split()[1]) if len(line.split()) > 1 else None
+    return None
 
 
 def rusage_kib() -> tuple[int | None, int | None]:

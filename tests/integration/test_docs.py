@@ -216,6 +216,8 @@ SHOWN: dict[str, tuple[str, str]] = {
         "tests/integration/test_spark.py",
         "log_executor_sysmetrics(",
     ),
+    # why() and its text, JSON and comparison, against the real server with runs it wrote.
+    "print(why(run_id, than=baseline_id))": ("tests/integration/test_why.py", "why(capped, than=full"),
 }
 
 

@@ -59,7 +59,7 @@ except RuntimeError:
     )
     finished = mlflow.MlflowClient().get_run(run_id)
     assert finished.info.status == "FAILED"
-    assert finished.data.metrics["sys.memory_peak_gb"] >= 0.6
+    assert finished.data.metrics.get("sys.memory_peak_gb", 0) >= 0.6, finished.data.tags.get("sys.ledger")
     assert finished.data.metrics["sys.gpu_hours"] == 0  # this machine has no GPU
     assert finished.data.tags["sys.ledger"]  # what was not counted here (no GPU counters, ...)
     (write,) = _ledger_writes(tracking)
@@ -108,7 +108,7 @@ print(json.dumps(train()))
     )
     experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
     found = mlflow.search_runs([experiment], "metrics.`sys.memory_peak_gb` > 0.5", output_format="list")
-    assert run_id in [r.info.run_id for r in found]
+    assert run_id in [r.info.run_id for r in found], mlflow.MlflowClient().get_run(run_id).data
 
 
 def test_inside_an_active_run_the_block_counts_its_own_span(tracking: Proxy) -> None:
@@ -125,7 +125,8 @@ print(json.dumps(outer.info.run_id))
 """,
         tracking,
     )
-    assert mlflow.MlflowClient().get_run(run_id).data.metrics["sys.memory_peak_gb"] >= 0.6
+    data = mlflow.MlflowClient().get_run(run_id).data
+    assert data.metrics.get("sys.memory_peak_gb", 0) >= 0.6, data.tags.get("sys.ledger")
 
 
 def test_the_ledger_switched_off_writes_nothing(tracking: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,6 +54,23 @@ def test_a_child_below_the_processs_own_peak_is_not_claimed() -> None:
     assert "cannot be told (an exec'd child starts at its parent's mark)" in text
 
 
+def test_the_mark_of_what_this_process_was_execd_from_is_not_its_own() -> None:
+    """A process exec'd from one that had reached 700 MB (a test runner, a shell) runs a 600 MB child.
+
+    Its ``ru_maxrss`` starts at 700 MB (execve keeps the old address space's mark), but its own
+    address space never held that much: the child's 600 MB are above this process's own
+    peak, so they are the span's.
+    """
+    span = CHILD.format(before="", child=TOUCH.format(size=600_000_000))
+    execs = (
+        "import os, sys\n" + TOUCH.format(size=700_000_000) + "\n"
+        f"os.execv(sys.executable, [sys.executable, '-c', {span!r}])"
+    )
+    metrics, text = fresh_python(execs).value
+    assert metrics["sys.memory_peak_gb"] >= 0.6, text
+    assert metrics["sys.memory_peak_gb"] < 0.7
+
+
 def test_a_peak_reached_before_the_span_is_not_the_spans() -> None:
     """No process or child grew past its earlier peak during the span: named, not written."""
     code = (
