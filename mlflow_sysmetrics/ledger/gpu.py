@@ -237,12 +237,12 @@ class GpuMeter(Meter):
                     book.lacks(what, why)
                     return
                 if process.found is False:
-                    unused = unused or f"{why}; {process.busy_why}"
+                    unused = unused or f"{why}, and {process.busy_why}"
                     shares.append(0.0)
                     continue
                 share, process_why = self._process_busy(first.processes.get(key), process, seconds)
                 if share is None:
-                    book.lacks(what, f"{why}; {process_why}")
+                    book.lacks(what, f"{why}, and {process_why}")
                     return
                 by_accounting += 1
             shares.append(share)
