@@ -4,8 +4,9 @@
 # 0. bytecode compiled, as an installed package has it; 1. collect()'s GPU tags beside
 # nvidia-smi (power limit and links included); 2. first-call times in fresh processes for each
 # way of reading the GPU, the cold first collect(), the prefetched first call and the warm call;
-# 3. NVML call by call; 4. the run's ledger against nvidia-smi (energy, memory peak, throttling,
-# its own cost); 5. the unit tests (they never import MLflow).
+# 3. NVML call by call; 4. the run's ledger against nvidia-smi (energy, memory peaks, each
+# throttle share, the busy share, NVLink bytes, its own cost); 5. the unit tests (they never
+# import MLflow).
 # Writes everything to $OUT/gpu_check.txt when OUT is set (else /tmp/gpu_check.txt).
 set -u
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ echo "== NVML call by call"
 timeout 90 "$PY" benchmarks/nvml_breakdown.py || status=1
 echo
 echo "== the run's ledger against nvidia-smi"
-timeout 120 "$PY" benchmarks/gpu_ledger_check.py --seconds 20 || status=1
+timeout 240 "$PY" benchmarks/gpu_ledger_check.py --seconds 20 || status=1
 echo
 echo "== unit tests (no MLflow)"
 timeout 150 "$PY" -m pytest tests/unit -q -p no:cacheprovider -p no:randomly -x || status=1

@@ -56,7 +56,7 @@ H100 = "gpu 85520809984 9 0 0 00000000:{bus:02X}:00.0 GPU-{i:08x}-1111-2222-3333
 
 
 def stand_in_nvml(folder: Path) -> dict[str, str]:
-    """Build the stand-in NVML with eight H100s whose counters move; the environment that loads it."""
+    """Build the stand-in NVML with eight H100s whose counters move (GPM's too); the environment that loads it."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise SystemExit("a C compiler (cc or gcc) is needed to build the stand-in NVML")
@@ -72,6 +72,7 @@ def stand_in_nvml(folder: Path) -> dict[str, str]:
             f"counter {i} {name} 1000 2000\n"
             for name in ("energy", "power_violation", "thermal_violation", "ecc_uncorrected", "pcie_replays")
         )
+        spec += f"gpm {i} 50\n"  # an H100 counts its busy time itself (GPM)
     (folder / "spec.txt").write_text(spec)
     return {"LD_LIBRARY_PATH": str(folder), "FAKE_NVML_SPEC": str(folder / "spec.txt")}
 

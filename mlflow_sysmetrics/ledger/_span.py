@@ -39,18 +39,20 @@ class Setup(Record):
     root: Root
     context: Context
     gpus: list[gpu.Gpu] | None = None
+    #: The GPUs' meter, which the GPU memory meter reads the process's account from.
+    gpu_meter: gpu.GpuMeter | None = None
 
 
 def _gpu_meter(setup: Setup) -> Meter | None:
-    return gpu.GpuMeter(setup.gpus) if setup.gpus else None
+    return setup.gpu_meter
 
 
 def _gpu_memory_meter(setup: Setup) -> Meter | None:
-    if not setup.gpus:
+    if setup.gpu_meter is None:
         return None  # and its module is not imported
     from .gpu_memory import GpuMemoryMeter
 
-    return GpuMemoryMeter(setup.gpus)
+    return GpuMemoryMeter(setup.gpu_meter)
 
 
 def _rdma_meter(setup: Setup) -> Meter | None:
@@ -92,7 +94,8 @@ class Span:
         self.book = Book()
         setup = Setup(root, Context(root, time.monotonic() + settings.timeout))
         try:
-            setup = setup._replace(gpus=gpu.counted_gpus(setup.context, self.book))
+            gpus = gpu.counted_gpus(setup.context, self.book)
+            setup = setup._replace(gpus=gpus, gpu_meter=gpu.GpuMeter(gpus) if gpus else None)
         except Exception as exc:  # the GPUs' figures are lost, the others' are not
             self.book.lacks("gpu counters", _problem(exc))
         self.gpu_count = None if setup.gpus is None else len(setup.gpus)

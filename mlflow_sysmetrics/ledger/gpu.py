@@ -1,4 +1,4 @@
-"""The GPUs' counters: energy, the time their clocks were held down, ECC errors, PCIe replays, NVLink.
+"""The GPUs' counters: energy, clocks held down, ECC errors, PCIe replays, NVLink bytes, activity.
 
 The GPUs are the ones the run may use (the rules of ``sys.gpu_count``); a MIG instance or a
 compute partition counts its whole device, whose counters it shares. Each device's
@@ -6,10 +6,17 @@ counters come from its vendor module's ``counters`` (the accelerator contract's 
 part, :mod:`..collectors.accelerators.counters`), so a vendor's counters are one function
 in its module. A figure over several GPUs needs every GPU's counter: a GPU that lacks it
 leaves the figure out, named with the reason.
+
+The run's process's account on each GPU (the vendor's ``process_accounting``: NVIDIA's
+accounting) is read here too, once a reading, for two figures: how long a kernel ran
+(``sys.gpu_busy_pct``) on a GPU that keeps no count of its own (AMD's accumulated activity
+and NVIDIA's GPM count the device), which then counts that process's kernels only, and
+``sys.ledger`` says so; and the GPU memory peak (:mod:`.gpu_memory`, which takes it from here).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from .. import tags as T
@@ -21,17 +28,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .._context import Context
-    from ..collectors.accelerators.counters import Counters
+    from ..collectors.accelerators.counters import Counters, ProcessAccounting
     from ..collectors.accelerators.device import Device
 
 
 class Gpu(Record):
-    """One device the run may use, whole (a MIG instance's GPU), and its vendor's counters if any."""
+    """One device the run may use, whole (a MIG instance's GPU), and its vendor's optional parts if any."""
 
     vendor: str
     name: str
     device: Device
     counters: Callable[[Device], Counters] | None = None
+    process: Callable[[Device, int], ProcessAccounting] | None = None
 
 
 def counted_gpus(ctx: Context, book: Book) -> list[Gpu]:
@@ -57,8 +65,10 @@ def counted_gpus(ctx: Context, book: Book) -> list[Gpu]:
         key = whole.uuid or whole.bus_id or f"{whole.vendor}:{whole.index}"
         shared = shared or (key in found and whole.vendor == "amd")  # compute partitions of one device
         row = rows.get(whole.vendor)
-        counters = getattr(row.module(), "counters", None) if row is not None and ctx.root.is_live else None
-        found.setdefault(key, Gpu(whole.vendor, whole.name, whole, counters))
+        module = row.module() if row is not None and ctx.root.is_live else None  # not a replayed machine's
+        counters = getattr(module, "counters", None)
+        process = getattr(module, "process_accounting", None)
+        found.setdefault(key, Gpu(whole.vendor, whole.name, whole, counters, process))
     if shared:
         book.note("energy and counters of a MIG instance or partition are its whole device's")
     return list(found.values())
@@ -81,11 +91,15 @@ SHARES = (
 
 
 class Reading(Record):
-    """The GPUs' counters at one moment, with each one's energy since the first reading (wraps undone)."""
+    """The GPUs' counters at one moment, with each one's energy since the first reading (wraps undone).
+
+    ``processes``: the run's process's account on each GPU whose vendor keeps one.
+    """
 
     counters: dict[str, Counters | None]
     energy: dict[str, tuple[int, str | None]]
     problems: dict[str, str]
+    processes: dict[str, ProcessAccounting]
 
 
 class GpuMeter(Meter):
@@ -98,12 +112,23 @@ class GpuMeter(Meter):
             gpu.device.uuid or gpu.device.bus_id or f"{gpu.vendor}:{gpu.device.index}": gpu for gpu in gpus
         }
         self._energy: dict[str, Unwrapped] = {}
+        self.pid = os.getpid()
+        self.born_in_run = False
+        #: The run's process's account on each GPU at the last reading (:mod:`.gpu_memory` reads it).
+        self.processes: dict[str, ProcessAccounting] = {}
+
+    def follow_program(self, pid: int) -> None:
+        """The run is program ``pid``: its accounting counts from its start, within the run."""
+        self.pid = pid
+        self.born_in_run = True
 
     def read(self) -> Reading:
         """Each GPU's counters now (a GPU whose vendor cannot count gives ``None``)."""
         now = time.monotonic()
-        reading = Reading({}, {}, {})
+        reading = Reading({}, {}, {}, {})
+        self.processes = reading.processes
         for key, gpu in self.gpus.items():
+            self._process(reading, key, gpu)
             if gpu.counters is None:
                 reading.counters[key] = None
                 continue
@@ -127,6 +152,18 @@ class GpuMeter(Meter):
             elif energy is not None:
                 reading.energy[key] = (energy, None)
         return reading
+
+    def _process(self, reading: Reading, key: str, gpu: Gpu) -> None:
+        """The run's process's account on ``gpu``, where its vendor keeps one."""
+        if gpu.process is None:
+            return
+        try:
+            reading.processes[key] = gpu.process(gpu.device, self.pid)
+        except Exception as exc:  # this GPU's share and peak are lost, nothing else
+            from ..collectors.accelerators.counters import ProcessAccounting
+
+            problem = f"{type(exc).__name__}: {exc}"
+            reading.processes[key] = ProcessAccounting(why=problem, busy_why=problem)
 
     def _deltas(
         self, first: Reading, last: Reading, field: str, what: str, book: Book, modulus: str | None = None
@@ -171,7 +208,7 @@ class GpuMeter(Meter):
                 shares = [min(held / (seconds * 1e9) * 100, 100.0) for held in per_gpu]
                 value = combine(shares) if combine is not None else sum(shares) / len(shares)
                 book.add(key, round(value, 3))
-        self._busy(first, last, book)
+        self._busy(first, last, seconds, book)
         links = any(gpu.device.nvlink_links for gpu in self.gpus.values())
         for field, key, what, scale in SUMS:
             if field.startswith("nvlink") and not links:
@@ -180,24 +217,95 @@ class GpuMeter(Meter):
             if counts is not None:
                 book.add(key, round(sum(counts) * scale, 6) if scale != 1.0 else float(sum(counts)))
 
-    def _busy(self, first: Reading, last: Reading, book: Book) -> None:
-        """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran."""
+    def _busy(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
+        """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran.
+
+        Each GPU's own count where it keeps one, else the run's process's accounting. A GPU
+        whose accounting has no record of the process counts 0 where another GPU has one
+        (the process is known by its id: it never used this one); where no GPU knows it,
+        its id may not be the driver's (a container), and the share is absent.
+        """
         what = "gpu busy"
-        busy = self._deltas(first, last, "busy", what, book, modulus="busy_modulus")
-        of = self._deltas(first, last, "busy_of", what, book) if busy is not None else None
-        if busy is None or of is None:
+        shares: list[float] = []
+        by_accounting = 0
+        unused: str | None = None
+        for key, gpu in self.gpus.items():
+            share, why = self._device_busy(key, gpu, first, last)
+            if share is None:
+                process = last.processes.get(key)
+                if process is None:
+                    book.lacks(what, why)
+                    return
+                if process.found is False:
+                    unused = unused or f"{why}, and {process.busy_why}"
+                    shares.append(0.0)
+                    continue
+                share, process_why = self._process_busy(first.processes.get(key), process, seconds)
+                if share is None:
+                    book.lacks(what, f"{why}, and {process_why}")
+                    return
+                by_accounting += 1
+            shares.append(share)
+        if unused is not None and not by_accounting:
+            book.lacks(what, unused)
             return
-        if not all(of):
-            book.lacks(what, "a GPU's activity counter did not move during the run")
-            return
-        for (key, gpu), grown in zip(self.gpus.items(), of, strict=True):
-            counters = last.counters[key]
-            wraps_at = counters.busy_modulus if counters is not None else None
-            if wraps_at and grown >= wraps_at:  # busy grows by at most busy_of's growth
-                book.lacks(what, f"{gpu.name}'s activity counter wraps, and may have wrapped more than once")
-                return
-        shares = [min(b / o * 100, 100.0) for b, o in zip(busy, of, strict=True)]
+        if by_accounting:
+            book.note("gpu busy: the kernels of the run's own process only (NVML accounting)")
         book.add(T.GPU_BUSY_PCT, round(sum(shares) / len(shares), 3))
+
+    @staticmethod
+    def _device_busy(key: str, gpu: Gpu, first: Reading, last: Reading) -> tuple[float | None, str]:
+        """The share of the run a kernel ran on ``gpu`` by its own count, or why it cannot be told."""
+        a, b = first.counters.get(key), last.counters.get(key)
+        if a is None or b is None:
+            problem = last.problems.get(key) or first.problems.get(key)
+            return None, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter"
+        if a.busy is None or b.busy is None or a.busy_of is None or b.busy_of is None:
+            field = "busy" if a.busy is None or b.busy is None else "busy_of"
+            why = dict(b.why).get(field) or dict(a.why).get(field)
+            return None, f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter"
+        busy, of, wraps_at = b.busy - a.busy, b.busy_of - a.busy_of, b.busy_modulus
+        if of < 0 or (busy < 0 and not wraps_at):
+            return None, f"{gpu.name}'s activity counter went backwards (a GPU reset or a driver reload)"
+        if of == 0:
+            return None, f"{gpu.name}'s activity counter did not move during the run"
+        if wraps_at:
+            if of >= wraps_at:  # busy grows by at most busy_of's growth
+                return None, f"{gpu.name}'s activity counter wraps, and may have wrapped more than once"
+            busy %= wraps_at
+        return min(busy / of * 100, 100.0), ""
+
+    def _process_busy(
+        self, before: ProcessAccounting | None, after: ProcessAccounting, seconds: float
+    ) -> tuple[float | None, str]:
+        """The share of the run a kernel of the run's process ran on one GPU, or why it cannot be told.
+
+        A process whose life there began within the run (a program run by ``mlflow-sysmetrics
+        run``, or one whose accounting had no record of it at the start) counts from its
+        start: its share over its life there, times that life over the run's. Else the
+        change of its sums between the two readings.
+        """
+        if after.busy is None or after.busy_of is None:
+            return None, after.busy_why or "not counted"
+        if self.born_in_run or before is None or not before.found:
+            if not after.busy_of:
+                return None, f"no utilization sample of process {self.pid} yet"
+            share = after.busy / after.busy_of * 100
+            if after.life_ms is not None:
+                share *= min(after.life_ms / (seconds * 1000), 1.0)
+            return min(share, 100.0), ""
+        if after.whole_life:
+            return None, (
+                "NVML accounting gives a share of the process's whole life, rounded to a percent: "
+                "the run's only for a program run by mlflow-sysmetrics run (drivers 610 and newer "
+                "give any span's)"
+            )
+        if before.busy is None or before.busy_of is None:
+            return None, before.busy_why or "not counted at the start"
+        busy, of = after.busy - before.busy, after.busy_of - before.busy_of
+        if of <= 0 or busy < 0:
+            return None, f"no utilization sample of process {self.pid} during the run"
+        return min(busy / of * 100, 100.0), ""
 
     @staticmethod
     def _power(first: Reading, last: Reading, key: str) -> float | None:

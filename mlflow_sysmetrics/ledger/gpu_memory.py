@@ -2,16 +2,16 @@
 
 PyTorch's ``max_memory_reserved`` when PyTorch is imported and CUDA initialised in this
 process (never importing or initialising either): what its caching allocator reserved,
-which leaves out the CUDA context and NCCL's buffers. Else the vendor's ``process_memory``
+which leaves out the CUDA context and NCCL's buffers. Else the vendor's ``process_accounting``
 (NVML accounting's ``maxMemoryUsage``: the "maximum total memory ... ever allocated by the
-process"). Both count from before the run: they are read at both ends, and only a rise is
-the run's. A program run by ``mlflow-sysmetrics run`` is born in the run, so its
-accounting counts from zero.
+process"), as the GPU meter read it (:class:`.gpu.GpuMeter` reads the process's account once
+a reading, for this figure and its busy share). Both count from before the run: they are
+read at both ends, and only a rise is the run's. A program run by ``mlflow-sysmetrics run``
+is born in the run, so its accounting counts from zero.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .. import tags as T
@@ -21,8 +21,8 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..collectors.accelerators.counters import ProcessMemory
-    from .gpu import Gpu
+    from ..collectors.accelerators.counters import ProcessAccounting
+    from .gpu import GpuMeter
 
 
 class GpuMemoryMeter(Meter):
@@ -30,32 +30,29 @@ class GpuMemoryMeter(Meter):
 
     name = "gpu memory peak"
 
-    def __init__(self, gpus: list[Gpu]) -> None:
-        self.pid = os.getpid()
+    def __init__(self, counts: GpuMeter) -> None:
+        self.counts = counts
         self.born_in_run = False
-        self.sources = [
-            (gpu, source)
-            for gpu in gpus
-            if gpu.counters is not None  # a device no counter source serves (a replayed machine)
-            and (source := getattr(_vendor_module(gpu.vendor), "process_memory", None)) is not None
-        ]
+        self.sources = [(key, gpu) for key, gpu in counts.gpus.items() if gpu.process is not None]
 
     def follow_program(self, pid: int) -> None:
-        """The run is program ``pid``: its accounting counts from zero, PyTorch here is not its."""
-        self.pid = pid
+        """The run is program ``pid``, whose account (the GPU meter reads it) counts from zero."""
         self.born_in_run = True
 
-    def read(self) -> tuple[int | None, list[ProcessMemory]]:
+    def read(self) -> tuple[int | None, list[ProcessAccounting]]:
         """PyTorch's peak (``None`` unless initialised here), and each device's view of the process."""
         torch = None if self.born_in_run else torch_peak()
         if torch is not None:
             return torch, []
-        return None, [source(gpu.device, self.pid) for gpu, source in self.sources]
+        processes = self.counts.processes  # read by the GPU meter just now, in the same reading
+        if any(key not in processes for key, _ in self.sources):
+            raise Uncountable("the GPU meter did not read the process's account")
+        return None, [processes[key] for key, _ in self.sources]
 
     def figures(
         self,
-        first: tuple[int | None, list[ProcessMemory]],
-        last: tuple[int | None, list[ProcessMemory]],
+        first: tuple[int | None, list[ProcessAccounting]],
+        last: tuple[int | None, list[ProcessAccounting]],
         seconds: float,
         book: Book,
     ) -> None:
@@ -70,8 +67,8 @@ class GpuMemoryMeter(Meter):
         if not self.sources:
             raise Uncountable("no PyTorch allocator with CUDA initialised, and no per-process accounting")
         peaks: list[int] = []
-        befores: list[ProcessMemory | None] = list(first[1]) if first[1] else [None] * len(last[1])
-        for (gpu, _), before, after in zip(self.sources, befores, last[1], strict=True):
+        befores: list[ProcessAccounting | None] = list(first[1]) if first[1] else [None] * len(last[1])
+        for (_, gpu), before, after in zip(self.sources, befores, last[1], strict=True):
             if after.peak_bytes is None:
                 held = (
                     f"; this process held {T.gb(after.held_bytes)} GB at the end" if after.held_bytes else ""
@@ -85,15 +82,6 @@ class GpuMemoryMeter(Meter):
                 "the process's peak was reached before the run began, so the run's own is not known"
             )
         book.add(T.GPU_MEMORY_PEAK_GB, round(max(peaks) / 1e9, 3))
-
-
-def _vendor_module(vendor: str) -> Any:
-    from ..collectors import accelerators
-
-    for row in accelerators.VENDORS:
-        if row.name == vendor:
-            return row.module()
-    return None
 
 
 def torch_peak() -> int | None:

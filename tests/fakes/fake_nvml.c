@@ -33,6 +33,26 @@
  *                                         18446744073709551615 is NVML_VALUE_NOT_AVAILABLE)
  *   accounting_unknown <index>            (nvmlDeviceGetAccountingStats answers NOT_FOUND: the
  *                                         pid asked is not one the driver knows)
+ *   accounting_util <index> <pct1> [<pct2> ...]  (gpuUtilization, "percent of time over the
+ *                                         process's lifetime during which one or more kernels
+ *                                         was executing", of the first accounting read, then the
+ *                                         next; 4294967295 is NVML_VALUE_NOT_AVAILABLE)
+ *   accounting_sums <index> <samples>:<sum> [...]  (sampleCount and sumGpuUtil, "in unit of pct
+ *                                         * 100", of the first nvmlDeviceGetAccountingStats_v2
+ *                                         read, then the next; without the line 0:0)
+ *   accounting_ended <index> <ms>          (the process has ended: isRunning 0 and time, "amount
+ *                                         of time in ms during which the compute context was
+ *                                         active"; else isRunning 1, time 0 and startTime the
+ *                                         moment the library read its description, in us)
+ *   (one accounting read: one call of nvmlDeviceGetAccountingStats or _v2, for any pid)
+ *   gpm <index> <pct1> [<pct2> ...]       (GPM, Hopper and newer: nvmlGpmQueryDeviceSupport says
+ *                                         the GPU is supported, else isSupportedDevice 0 and
+ *                                         nvmlGpmSampleGet NOT_SUPPORTED, as before Hopper; the
+ *                                         first nvmlGpmMetricsGet of two samples of that GPU, the
+ *                                         first taken before the second, answers pct1 for
+ *                                         NVML_GPM_METRIC_GRAPHICS_UTIL (1), the next pct2, ...;
+ *                                         other metrics NOT_SUPPORTED in their nvmlReturn; a
+ *                                         version other than 1 ARGUMENT_VERSION_MISMATCH (25))
  *   process <index> <bytes> [other]       (nvmlDeviceGetComputeRunningProcesses_v3 lists the
  *                                         calling process holding that much; "other": a process
  *                                         of another pid instead, as inside a container, where
@@ -43,13 +63,17 @@
  *                                         links); a field without a line: NOT_SUPPORTED)
  *   power_max <index> <milliwatts>        (nvmlDeviceGetPowerManagementLimitConstraints' max)
  * Built with -DLEAVE_OUT_<function> (nvmlDeviceGetViolationStatus, nvmlDeviceGetFieldValues,
- * nvmlDeviceGetTotalEccErrors), the library lacks that function, as a newer NVML lacks one it
- * deprecated (nvml.h of CUDA 13 marks nvmlDeviceGetViolationStatus for removal in CUDA 14).
+ * nvmlDeviceGetTotalEccErrors, nvmlDeviceGetAccountingStats_v2, nvmlGpmQueryDeviceSupport),
+ * the library lacks that function, as a newer NVML lacks one it deprecated (nvml.h of CUDA 13
+ * marks nvmlDeviceGetViolationStatus for removal in CUDA 14) and an older one those that came
+ * later (GPM with CUDA 12's NVML, accounting's sums with driver 610's).
+ * fake_nvml_gpm_samples() answers how many GPM samples are allocated and not freed.
  * nvmlDeviceGetCount_v2 counts every gpu line, refused or not, as nvml.h says it does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +94,14 @@ typedef struct device {
     int accounting, accounting_known, accounting_unknown;
     unsigned long long accounting_max[8];
     int accounting_count, accounting_reads;
+    unsigned accounting_util[8];
+    int accounting_util_count;
+    unsigned accounting_samples[8];
+    unsigned long long accounting_sums[8];
+    int accounting_sums_count, accounting_ended;
+    unsigned long long accounting_time_ms;
+    int gpm, gpm_count, gpm_reads;
+    double gpm_util[8];
     unsigned long long process_bytes;
     int process_known, process_other;
     unsigned field_ids[16];
@@ -91,6 +123,7 @@ typedef struct {
 static device_t gpus[MAX_DEVICES];
 static device_t migs[MAX_DEVICES];
 static int gpu_count, mig_count, loaded, init_error, init_sleep_ms;
+static unsigned long long loaded_at_us;
 static char driver[80] = "0.0";
 static int cuda = 0;
 
@@ -107,6 +140,9 @@ static void rest_of_line(const char *line, int skip, char *out, size_t size) {
 static void load(void) {
     if (loaded) return;
     loaded = 1;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    loaded_at_us = (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_usec;
     const char *path = getenv("FAKE_NVML_SPEC");
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f) return;
@@ -157,6 +193,46 @@ static void load(void) {
                 gpus[index].accounting = mode; gpus[index].accounting_known = 1;
                 while (gpus[index].accounting_count < 8 && sscanf(p, "%llu%n", &value, &used) == 1) {
                     gpus[index].accounting_max[gpus[index].accounting_count++] = value;
+                    p += used;
+                }
+            }
+        } else if (!strncmp(line, "accounting_util ", 16)) {
+            int index, consumed = 0;
+            if (sscanf(line + 16, "%d %n", &index, &consumed) == 1 && index >= 0 && index < MAX_DEVICES) {
+                device_t *d = &gpus[index];
+                const char *p = line + 16 + consumed;
+                unsigned value; int used;
+                while (d->accounting_util_count < 8 && sscanf(p, "%u%n", &value, &used) == 1) {
+                    d->accounting_util[d->accounting_util_count++] = value;
+                    p += used;
+                }
+            }
+        } else if (!strncmp(line, "accounting_sums ", 16)) {
+            int index, consumed = 0;
+            if (sscanf(line + 16, "%d %n", &index, &consumed) == 1 && index >= 0 && index < MAX_DEVICES) {
+                device_t *d = &gpus[index];
+                const char *p = line + 16 + consumed;
+                unsigned samples; unsigned long long sum; int used;
+                while (d->accounting_sums_count < 8 && sscanf(p, " %u:%llu%n", &samples, &sum, &used) == 2) {
+                    d->accounting_samples[d->accounting_sums_count] = samples;
+                    d->accounting_sums[d->accounting_sums_count++] = sum;
+                    p += used;
+                }
+            }
+        } else if (!strncmp(line, "accounting_ended ", 17)) {
+            int index; unsigned long long ms;
+            if (sscanf(line + 17, "%d %llu", &index, &ms) == 2 && index >= 0 && index < MAX_DEVICES) {
+                gpus[index].accounting_ended = 1; gpus[index].accounting_time_ms = ms;
+            }
+        } else if (!strncmp(line, "gpm ", 4)) {
+            int index, consumed = 0;
+            if (sscanf(line + 4, "%d %n", &index, &consumed) == 1 && index >= 0 && index < MAX_DEVICES) {
+                device_t *d = &gpus[index];
+                const char *p = line + 4 + consumed;
+                double value; int used;
+                d->gpm = 1;
+                while (d->gpm_count < 8 && sscanf(p, "%lf%n", &value, &used) == 1) {
+                    d->gpm_util[d->gpm_count++] = value;
                     p += used;
                 }
             }
@@ -388,16 +464,53 @@ typedef struct {
     unsigned long long maxMemoryUsage, time, startTime;
     unsigned int isRunning, reserved[5];
 } accounting_t;
+/* nvml.h nvmlAccountingStats_v2_t */
+typedef struct {
+    unsigned int pid, isRunning, gpuUtilization, memoryUtilization;
+    unsigned long long maxMemoryUsage;
+    unsigned int sampleCount;
+    unsigned long long sumGpuUtil, sumFbUtil, time, startTime;
+} accounting_v2_t;
+/* One accounting read: its index into each list (the last repeating), or a code to answer. */
+static int accounting_read(device_t *d) {
+    if (!d->accounting_known || !d->accounting) return -3;
+    if (d->accounting_unknown) return -6; /* NVML_ERROR_NOT_FOUND: no such pid */
+    return d->accounting_reads++;
+}
+static int nth(int read, int count) { return read < count ? read : count - 1; }
+static void accounting_common(device_t *d, int read, unsigned *util, unsigned long long *max,
+                              unsigned *running, unsigned long long *time, unsigned long long *start) {
+    *max = d->accounting_count ? d->accounting_max[nth(read, d->accounting_count)] : 0;
+    *util = d->accounting_util_count ? d->accounting_util[nth(read, d->accounting_util_count)] : 0;
+    *running = !d->accounting_ended;
+    *time = d->accounting_ended ? d->accounting_time_ms : 0;
+    *start = loaded_at_us;
+}
 int nvmlDeviceGetAccountingStats(device_t *d, unsigned int pid, accounting_t *stats) {
-    if (!d->accounting_known || !d->accounting) return 3;
-    if (d->accounting_unknown) return 6; /* NVML_ERROR_NOT_FOUND: no such pid */
+    int read = accounting_read(d);
+    if (read < 0) return -read;
     memset(stats, 0, sizeof *stats);
-    int read = d->accounting_reads < d->accounting_count ? d->accounting_reads : d->accounting_count - 1;
-    d->accounting_reads++;
-    stats->maxMemoryUsage = d->accounting_count ? d->accounting_max[read] : 0;
-    stats->isRunning = 1;
+    accounting_common(d, read, &stats->gpuUtilization, &stats->maxMemoryUsage, &stats->isRunning,
+                      &stats->time, &stats->startTime);
     return 0;
 }
+#ifndef LEAVE_OUT_nvmlDeviceGetAccountingStats_v2
+int nvmlDeviceGetAccountingStats_v2(device_t *d, accounting_v2_t *stats) {
+    if (!stats) return 2;
+    int read = accounting_read(d);
+    if (read < 0) return -read;
+    unsigned pid = stats->pid;
+    memset(stats, 0, sizeof *stats);
+    stats->pid = pid;
+    accounting_common(d, read, &stats->gpuUtilization, &stats->maxMemoryUsage, &stats->isRunning,
+                      &stats->time, &stats->startTime);
+    if (d->accounting_sums_count) {
+        stats->sampleCount = d->accounting_samples[nth(read, d->accounting_sums_count)];
+        stats->sumGpuUtil = d->accounting_sums[nth(read, d->accounting_sums_count)];
+    }
+    return 0;
+}
+#endif
 typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } process_t;
 int nvmlDeviceGetComputeRunningProcesses_v3(device_t *d, unsigned int *count, process_t *infos) {
     if (!d->process_known) { *count = 0; return 0; }
@@ -408,3 +521,73 @@ int nvmlDeviceGetComputeRunningProcesses_v3(device_t *d, unsigned int *count, pr
     *count = 1;
     return 0;
 }
+
+/* GPM (nvml.h: nvmlGpmSupport_t, nvmlGpmSample_t, nvmlGpmMetric_t, nvmlGpmMetricsGet_t). */
+#define GPM_METRIC_MAX 333 /* NVML_GPM_METRIC_MAX of CUDA 13's nvml.h */
+typedef struct { unsigned int version, isSupportedDevice; } gpm_support_t;
+typedef struct gpm_sample { device_t *device; long taken; } gpm_sample_t;
+typedef struct {
+    unsigned int metricId;
+    int nvmlReturn;
+    double value;
+    char *shortName, *longName, *unit;
+} gpm_metric_t;
+typedef struct {
+    unsigned int version, numMetrics;
+    gpm_sample_t *sample1, *sample2;
+    gpm_metric_t metrics[GPM_METRIC_MAX];
+} gpm_metrics_get_t;
+static int gpm_allocated;
+int fake_nvml_gpm_samples(void) { return gpm_allocated; }
+#ifndef LEAVE_OUT_nvmlGpmQueryDeviceSupport
+static long gpm_taken;
+int nvmlGpmQueryDeviceSupport(device_t *d, gpm_support_t *support) {
+    if (!support) return 2;
+    if (support->version != 1) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+    support->isSupportedDevice = (unsigned)d->gpm;
+    return 0;
+}
+int nvmlGpmSampleAlloc(gpm_sample_t **sample) {
+    if (!sample) return 2;
+    *sample = calloc(1, sizeof **sample);
+    if (!*sample) return 20; /* NVML_ERROR_MEMORY */
+    gpm_allocated++;
+    return 0;
+}
+int nvmlGpmSampleFree(gpm_sample_t *sample) {
+    if (!sample) return 2;
+    free(sample);
+    gpm_allocated--;
+    return 0;
+}
+int nvmlGpmSampleGet(device_t *d, gpm_sample_t *sample) {
+    if (!sample) return 2;
+    if (!d->gpm) return 3;
+    sample->device = d;
+    sample->taken = ++gpm_taken;
+    return 0;
+}
+int nvmlGpmMetricsGet(gpm_metrics_get_t *get) {
+    if (!get) return 2;
+    if (get->version != 1) return 25;
+    gpm_sample_t *first = get->sample1, *second = get->sample2;
+    if (get->numMetrics > GPM_METRIC_MAX || !first || !second || !first->device ||
+        first->device != second->device || first->taken >= second->taken)
+        return 2;
+    device_t *d = first->device;
+    int read = nth(d->gpm_reads, d->gpm_count);
+    d->gpm_reads++;
+    for (unsigned i = 0; i < get->numMetrics; i++) {
+        gpm_metric_t *m = &get->metrics[i];
+        m->shortName = m->longName = m->unit = NULL;
+        if (m->metricId == 1 && d->gpm_count) {
+            m->nvmlReturn = 0;
+            m->value = d->gpm_util[read];
+        } else {
+            m->nvmlReturn = 3;
+            m->value = 0;
+        }
+    }
+    return 0;
+}
+#endif

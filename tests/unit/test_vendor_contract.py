@@ -50,7 +50,7 @@ def test_every_vendor_offers_the_contract(vendor: object) -> None:
 
 def test_the_optional_parts_are_the_ledgers() -> None:
     """The optional parts are what the ledger's GPU meters ask a vendor module for."""
-    assert OPTIONAL == {"counters": ["device"], "process_memory": ["device", "pid"]}
+    assert OPTIONAL == {"counters": ["device"], "process_accounting": ["device", "pid"]}
 
 
 @pytest.mark.parametrize("vendor", VENDORS, ids=lambda vendor: vendor.name)
@@ -58,7 +58,7 @@ def test_an_optional_part_a_vendor_offers_has_the_contracts_parameters(vendor: o
     """NVIDIA offers both optional parts, AMD the counters; each with the parameters the ledger passes."""
     module = vendor.module()  # type: ignore[attr-defined]
     offered = {name for name in OPTIONAL if callable(getattr(module, name, None))}
-    expected = {"nvidia": {"counters", "process_memory"}, "amd": {"counters"}}
+    expected = {"nvidia": {"counters", "process_accounting"}, "amd": {"counters"}}
     assert expected.get(vendor.name, set()) == offered  # type: ignore[attr-defined]
     for name in offered:
         parameters = list(inspect.signature(getattr(module, name)).parameters)

@@ -10,8 +10,9 @@ Optional parts, which a vendor offers where its hardware keeps them (:class:`Cou
 - ``counters(device)``: the device's cumulative counters now (energy, the time its clocks
   were held down, errors, link traffic, activity), which the run's ledger reads at a run's
   start and end (:mod:`mlflow_sysmetrics.ledger.gpu`); NVIDIA's and AMD's offer it;
-- ``process_memory(device, pid)``: the GPU memory one process holds and the most it ever
-  held (NVIDIA's accounting).
+- ``process_accounting(device, pid)``: one process's use of the device as its driver
+  accounts for it: the GPU memory it holds and the most it ever held, and how long its
+  kernels ran (NVIDIA's accounting).
 
 The ledger asks a vendor module for each with ``getattr``: a vendor without one counts none
 of it, and ``sys.ledger`` says so.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ..._context import Context
-    from .counters import Counters, ProcessMemory
+    from .counters import Counters, ProcessAccounting
     from .device import Device, Inventory
     from .visibility import Visible
 
@@ -54,8 +55,8 @@ class CountingVendor(VendorModule, Protocol):
 
 
 class AccountingVendor(CountingVendor, Protocol):
-    """A counting vendor that can also tell one process's GPU memory (NVIDIA's accounting)."""
+    """A counting vendor that can also tell one process's use of a device (NVIDIA's accounting)."""
 
-    def process_memory(self, device: Device, pid: int) -> ProcessMemory:
-        """The GPU memory process ``pid`` holds on ``device``, and the most it ever held."""
+    def process_accounting(self, device: Device, pid: int) -> ProcessAccounting:
+        """Process ``pid``'s use of ``device``: its GPU memory now and at most, how long its kernels ran."""
         ...

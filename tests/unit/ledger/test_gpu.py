@@ -1,4 +1,4 @@
-"""The GPUs' counters and memory peak, read through the stand-in NVML.
+"""The GPUs' counters, memory peak and busy share, read through the stand-in NVML.
 
 Its counters move from one read to the next as the machine's description says
 (``tests/fakes/fake_nvml.c``; the descriptions follow nvml.h).
@@ -267,3 +267,152 @@ def test_a_gpu_without_nvlink_says_nothing_of_it(fake_nvml: Path, tmp_path: Path
     metrics, text = _span(fake_nvml, tmp_path, _gpus(H100) + "counter 0 energy 0 1\n")
     assert "sys.nvlink_rx_gb" not in metrics
     assert "nvlink" not in text
+
+
+A100 = "gpu 42949672960 8 0 0 00000000:{bus}:00.0 GPU-{uuid} NVIDIA A100-SXM4-40GB\n"
+#: A span that follows a program, as ``mlflow-sysmetrics run`` does: a real child, started
+#: after the span's first reading and ended before its last (its accounting is the stand-in's).
+FOLLOWED = """
+import ctypes, json, subprocess, sys, time
+from mlflow_sysmetrics import ledger, collect
+collect()
+span = ledger.start()
+program = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+span.follow_program(program.pid)
+program.wait()
+ledger = span.finish()
+print(json.dumps([ledger.metrics, ledger.text]))
+"""
+#: A span, and how many GPM samples the stand-in has allocated and not freed after it.
+SAMPLES = SPAN.replace(
+    "print(json.dumps([ledger.metrics, ledger.text]))",
+    "import ctypes\n"
+    "alive = ctypes.CDLL('libnvidia-ml.so.1').fake_nvml_gpm_samples()\n"
+    "print(json.dumps([ledger.metrics, ledger.text, alive]))",
+)
+
+
+def _run(script: str, library: Path, tmp_path: Path, spec: str) -> list[Any]:
+    """``script`` in a fresh process whose NVML is ``library`` describing ``spec``: what it printed."""
+    (tmp_path / "spec.txt").write_text(spec)
+    env = {"LD_LIBRARY_PATH": str(library), "FAKE_NVML_SPEC": str(tmp_path / "spec.txt")}
+    value: list[Any] = fresh_python(script, env=env).value
+    return value
+
+
+def _seconds(metrics: dict[str, float], gpus: int = 1) -> float:
+    """The span's length, as its GPU hours say."""
+    return metrics["sys.gpu_hours"] * 3600 / gpus
+
+
+def test_gpm_gives_the_busy_share_and_keeps_one_sample_a_gpu(fake_nvml: Path, tmp_path: Path) -> None:
+    """Two H100s whose GPM says 80 % and 20 % between the span's samples: their mean; no accounting is asked.
+
+    GPM gives a share between two samples (nvml.h); the samples a reading no longer needs are freed.
+    """
+    spec = _gpus(H100, H100) + "gpm 0 80\ngpm 1 20\n"
+    metrics, text, alive = _run(SAMPLES, fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == 50.0
+    assert "gpu busy" not in text
+    assert alive == 2  # the last sample of each GPU, for the next reading
+
+
+def test_gpm_comes_before_accounting(fake_nvml: Path, tmp_path: Path) -> None:
+    """An H100 with GPM (37.5 %) and accounting on (30 % by its sums): GPM's, the device's own count."""
+    spec = _gpus(H100) + "gpm 0 37.5\naccounting 0 1 0 0\naccounting_sums 0 10:50000 30:110000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == 37.5
+    assert "NVML accounting" not in text
+
+
+def test_accounting_sums_give_the_busy_share_between_two_readings(fake_nvml: Path, tmp_path: Path) -> None:
+    """An A100 (no GPM), accounting on: 20 samples summing 60000 (pct x 100) during the span is 30 %.
+
+    nvml.h: sumGpuUtil is "the sum of process's GR engine utilization in unit of pct * 100";
+    the share is the run's process's alone, and sys.ledger says so.
+    """
+    spec = _gpus(A100) + "accounting 0 1 0 0\naccounting_sums 0 10:50000 30:110000\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == 30.0
+    assert "gpu busy: the kernels of the run's own process only (NVML accounting)" in text
+
+
+def test_accounting_sums_of_a_program_count_from_its_start(fake_nvml: Path, tmp_path: Path) -> None:
+    """A program under run with 40 samples at 50 % over the 250 ms its context lived: 50 % of 250 ms of the run.
+
+    nvml.h: an ended process's ``time`` is the "amount of time in ms during which the compute
+    context was active"; the process's share over its life times that life over the run's.
+    """
+    spec = _gpus(A100) + ("accounting 0 1 0 0\naccounting_sums 0 0:0 40:200000\naccounting_ended 0 250\n")
+    metrics, _ = _run(FOLLOWED, fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == pytest.approx(50 * 0.25 / _seconds(metrics), rel=1e-2)
+
+
+def test_accounting_v1_is_the_programs_share_of_its_life(tmp_path: Path) -> None:
+    """A driver before 610 (no accounting sums): gpuUtilization 80 % of a program's 400 ms context, over the run."""
+    (tmp_path / "v1").mkdir()
+    library = build_fake_nvml(tmp_path / "v1", "nvmlDeviceGetAccountingStats_v2")
+    spec = _gpus(A100) + "accounting 0 1 0 0\naccounting_util 0 0 80\naccounting_ended 0 400\n"
+    metrics, text = _run(FOLLOWED, library, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == pytest.approx(80 * 0.4 / _seconds(metrics), rel=1e-2)
+    assert "NVML accounting" in text
+
+
+def test_accounting_v1_tells_no_share_of_a_span_within_a_long_life(tmp_path: Path) -> None:
+    """Accounting v1's share is of the process's whole life, rounded: a process older than the span gets none."""
+    (tmp_path / "v1").mkdir()
+    library = build_fake_nvml(tmp_path / "v1", "nvmlDeviceGetAccountingStats_v2")
+    spec = _gpus(A100) + "accounting 0 1 0 0\naccounting_util 0 40 41\n"
+    metrics, text = _span(library, tmp_path, spec)
+    assert "sys.gpu_busy_pct" not in metrics
+    assert (
+        "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer), and NVML accounting gives a share "
+        "of the process's whole life, rounded to a percent" in text
+    )
+
+
+def test_no_source_leaves_the_busy_share_out_with_both_reasons(tmp_path: Path) -> None:
+    """An NVML before GPM, on a GPU with accounting off: absent, and sys.ledger names both sources."""
+    (tmp_path / "old").mkdir()
+    library = build_fake_nvml(tmp_path / "old", "nvmlGpmQueryDeviceSupport")
+    metrics, text = _span(library, tmp_path, _gpus(A100) + "accounting 0 0 0\n")
+    assert "sys.gpu_busy_pct" not in metrics
+    assert (
+        "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer): this NVML has no "
+        "nvmlGpmQueryDeviceSupport, and NVML accounting is off (nvidia-smi --accounting-mode=1, as root)"
+    ) in text
+
+
+def test_a_gpu_without_gpm_answers_why(fake_nvml: Path, tmp_path: Path) -> None:
+    """An A100 (isSupportedDevice 0), accounting off: absent with the reasons, never 0."""
+    metrics, text = _span(fake_nvml, tmp_path, _gpus(A100))
+    assert "sys.gpu_busy_pct" not in metrics
+    assert "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer), and NVML accounting is off" in text
+
+
+def test_a_gpu_the_process_never_used_counts_zero_by_accounting(fake_nvml: Path, tmp_path: Path) -> None:
+    """Two A100s: 30 % on the first, no record of the process on the second (known elsewhere): a mean of 15 %."""
+    spec = _gpus(A100, A100) + (
+        "accounting 0 1 0 0\naccounting_sums 0 10:50000 30:110000\naccounting 1 1 0\naccounting_unknown 1\n"
+    )
+    metrics, _ = _span(fake_nvml, tmp_path, spec)
+    assert metrics["sys.gpu_busy_pct"] == 15.0
+
+
+def test_a_process_no_gpu_knows_gets_no_share(fake_nvml: Path, tmp_path: Path) -> None:
+    """No record of the process on any GPU (as inside a container, where NVML knows host pids): absent."""
+    spec = _gpus(A100) + "accounting 0 1 0\naccounting_unknown 0\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_busy_pct" not in metrics
+    assert (
+        "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer), and NVML accounting has no record"
+        in text
+    )
+
+
+def test_a_utilization_nvml_marks_not_available_is_no_share(fake_nvml: Path, tmp_path: Path) -> None:
+    """A gpuUtilization of NVML_VALUE_NOT_AVAILABLE (nvml.h: not supported): absent, not 42949672.95 %."""
+    spec = _gpus(A100) + "accounting 0 1 0 0\naccounting_util 0 4294967295\naccounting_sums 0 1:100 2:200\n"
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_busy_pct" not in metrics
+    assert "NVML marks the process's utilization not available" in text

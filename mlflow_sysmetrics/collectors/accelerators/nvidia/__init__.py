@@ -7,8 +7,8 @@ only those below it:
 - :mod:`._nvml`: the ctypes binding (loading, errors, structures, the kept session);
 - :mod:`.nvml_pass`: the devices as NVML tells them, MIG instances and permissions included;
 - :mod:`.fallback`: the driver's ``/proc`` files and ``nvidia-smi``, and their parsers;
-- :mod:`.counting`: the run's ledger's counters and a process's GPU memory (the contract's
-  optional part: :func:`counters`, :func:`process_memory`).
+- :mod:`.counting`: the run's ledger's counters and a process's accounting (the contract's
+  optional parts: :func:`counters`, :func:`process_accounting`).
 
 On the live machine NVML (no ``pynvml`` import) gives every fact in one in-process pass.
 Where NVML cannot be loaded or initialised, and on a replayed machine
@@ -29,7 +29,7 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ..counters import Counters, ProcessMemory
+    from ..counters import Counters, ProcessAccounting
 
 
 def inventory(ctx: Context) -> Inventory | None:
@@ -68,8 +68,8 @@ def counters(device: Device) -> Counters:
     return counting.counters(device)
 
 
-def process_memory(device: Device, pid: int) -> ProcessMemory:
-    """The GPU memory process ``pid`` holds on ``device``, and the most it ever held (:mod:`.counting`)."""
+def process_accounting(device: Device, pid: int) -> ProcessAccounting:
+    """Process ``pid``'s use of ``device`` as NVML accounting keeps it (see :mod:`.counting`)."""
     from . import counting
 
-    return counting.process_memory(device, pid)
+    return counting.process_accounting(device, pid)

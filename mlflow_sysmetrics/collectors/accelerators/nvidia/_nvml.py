@@ -78,6 +78,41 @@ class _AccountingStatsV2(ctypes.Structure):
     ]
 
 
+class _GpmSupport(ctypes.Structure):
+    # nvml.h nvmlGpmSupport_t (version NVML_GPM_SUPPORT_VERSION, 1)
+    _fields_ = [("version", ctypes.c_uint), ("isSupportedDevice", ctypes.c_uint)]
+
+
+class _GpmMetric(ctypes.Structure):
+    # nvml.h nvmlGpmMetric_t: metricId in; nvmlReturn, value and metricInfo (three names) out
+    _fields_ = [
+        ("metricId", ctypes.c_uint),
+        ("nvmlReturn", ctypes.c_uint),
+        ("value", ctypes.c_double),
+        ("shortName", ctypes.c_char_p),
+        ("longName", ctypes.c_char_p),
+        ("unit", ctypes.c_char_p),
+    ]
+
+
+#: Room for ``metrics[NVML_GPM_METRIC_MAX]``, which each nvml.h sizes anew (333 in CUDA 13's,
+#: 477 in nvidia-ml-py 13.615's): the library reads ``numMetrics`` of them, and finds room for
+#: all of its own should it touch more.
+GPM_METRIC_ROOM = 512
+
+
+class _GpmMetricsGet(ctypes.Structure):
+    # nvml.h nvmlGpmMetricsGet_t (version NVML_GPM_METRICS_GET_VERSION, 1); a sample
+    # (nvmlGpmSample_t) is an opaque pointer, alone in its struct in the newer headers
+    _fields_ = [
+        ("version", ctypes.c_uint),
+        ("numMetrics", ctypes.c_uint),
+        ("sample1", ctypes.c_void_p),
+        ("sample2", ctypes.c_void_p),
+        ("metrics", _GpmMetric * GPM_METRIC_ROOM),
+    ]
+
+
 class _Value(ctypes.Union):
     # nvml.h nvmlValue_t
     _fields_ = [

@@ -1,4 +1,4 @@
-"""NVIDIA's part of the run's ledger: a GPU's cumulative counters, and one process's GPU memory.
+"""NVIDIA's part of the run's ledger: a GPU's cumulative counters, and one process's accounting.
 
 Read through an NVML session kept open from the first reading on (:func:`._nvml._open_session`),
 so a run's two readings cost microseconds. Each call fails alone: a call the library lacks
@@ -14,23 +14,53 @@ numbered three of those fields twice: 251-253 in the libraries of drivers 575 to
 269-271 from 580.82 on, 251-253 being power-smoothing fields there (nvml.h of each driver,
 as NVIDIA's ``nvidia-ml-py`` releases for those drivers give it). The driver's version picks
 the numbering; between the two, no guess is made.
+
+How long a kernel ran (``sys.gpu_busy_pct``), from the first of these a GPU gives:
+
+1. GPM (GPU performance monitoring, Hopper and newer: ``nvmlGpmQueryDeviceSupport``): the
+   hardware's own count of the time "any compute/graphics app was active on the GPU"
+   (``NVML_GPM_METRIC_GRAPHICS_UTIL``) between two samples. GPM gives a share between two
+   samples, not a counter: :func:`counters` keeps each device's last sample, and adds the
+   share times the time between it and the new one to a count kept from the process's
+   first reading, so that it answers a cumulative count as AMD's does. Samples less than
+   100 ms apart are not compared (nvml.h: "greater than 100ms due to the internal sample
+   refresh rate"): a reading that soon after the last answers the count at the last. The
+   whole device, every process's kernels; needs no setting.
+2. Accounting's sums (``nvmlDeviceGetAccountingStats_v2``, drivers 610 and newer): the sum
+   of the driver's utilization samples of one process and their number, so that two
+   readings tell the process's share between them. One process's kernels (the run's), and
+   only where accounting is on (``nvidia-smi --accounting-mode=1``, as root).
+3. Accounting's ``gpuUtilization`` (older drivers): the "percent of time over the process's
+   lifetime during which one or more kernels was executing", rounded to a percent, which is
+   the run's only for a process whose life on the GPU lies within the run: a program run by
+   ``mlflow-sysmetrics run``, or a process that first used the GPU during the run.
+
+GPM comes first because it counts the device, as AMD's activity counters do, with no
+setting to turn on and no process to find (inside a container NVML knows processes by the
+host's ids); accounting is per process (:func:`process_accounting`), and the ledger reads it
+only for a GPU without GPM. A source that measures something else is not read for it: GPM's
+SM activity and occupancy say how much of the GPU a kernel filled, not that one ran.
 """
 
 from __future__ import annotations
 
 import ctypes
+import time
 
 from .... import _state
 from ...._platform import LINUX
-from ..counters import Counters, ProcessMemory
+from ..counters import Counters, ProcessAccounting
 from ._nvml import (
     NVML_ERROR_NOT_FOUND,
     NVML_ERROR_NOT_SUPPORTED,
     NVML_SUCCESS,
     NVMLError,
     _AccountingStats,
+    _AccountingStatsV2,
     _check,
     _FieldValue,
+    _GpmMetricsGet,
+    _GpmSupport,
     _handle,
     _open_session,
     _ProcessInfo,
@@ -42,7 +72,7 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from ..device import Device
 
-__all__ = ["clock_event_fields", "counters", "process_memory"]
+__all__ = ["clock_event_fields", "counters", "process_accounting"]
 
 #: nvml.h: nvmlPerfPolicyType_t, nvmlMemoryErrorType_t, nvmlEccCounterType_t, nvmlEnableState_t.
 NVML_PERF_POLICY_POWER = 0
@@ -52,6 +82,19 @@ NVML_VOLATILE_ECC = 0
 NVML_FEATURE_ENABLED = 1
 #: nvml.h NVML_VALUE_NOT_AVAILABLE as an unsigned long long: "not available" (WDDM reports it).
 NOT_AVAILABLE = 2**64 - 1
+#: The same as an unsigned int (accounting's utilization where the device keeps none).
+NOT_AVAILABLE_32 = 2**32 - 1
+#: nvml.h nvmlGpmMetricId_t: "Percentage of time any compute/graphics app was active on the
+#: GPU. 0.0 - 100.0"; the versions of nvmlGpmMetricsGet_t and nvmlGpmSupport_t.
+GPM_GRAPHICS_UTIL = 1
+GPM_METRICS_GET_VERSION = 1
+GPM_SUPPORT_VERSION = 1
+#: nvml.h: two GPM samples should be "greater than 100ms" apart.
+GPM_SHORTEST_S = 0.1
+#: nvml.h nvmlAccountingStats_v2_t: sumGpuUtil is "in unit of pct * 100".
+SUM_UNIT = 100
+#: Why a GPU gives no busy share of its own (the ledger adds accounting's reason, if any).
+NO_GPM = "no GPM (Hopper and newer)"
 #: nvml.h field ids that every driver since field values came numbers alike.
 FIELD_POWER_CAP = 74  # NVML_FI_DEV_PERF_POLICY_POWER = ..._CLOCKS_EVENT_REASON_SW_POWER_CAP
 FIELD_THERMAL_POLICY = 75  # NVML_FI_DEV_PERF_POLICY_THERMAL, the software thermal counter's old name
@@ -120,21 +163,28 @@ class _Reader:
 
     def call(self, fields: tuple[str, ...], function: str, *args: object) -> bool:
         """Call ``function(handle, *args)``: True on success, False (and why, where there is more to say)."""
+        return self.code(fields, function, self.handle, *args) == NVML_SUCCESS
+
+    def code(self, fields: tuple[str, ...], function: str, *args: object) -> int | None:
+        """Call ``function(*args)``: its code, or ``None`` where it fails (and why, if more is to say).
+
+        Not supported and not found are answered as codes; a missing function and any other
+        error are ``None``, named in ``why`` for ``fields``.
+        """
         try:
-            code = getattr(self.lib, function)(self.handle, *args)
+            code: int = getattr(self.lib, function)(*args)
         except AttributeError:
             for field in fields:
                 self.why.setdefault(field, f"this NVML has no {function}")
-            return False
-        if code in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_NOT_FOUND):
-            return False
+            return None
+        if code in (NVML_SUCCESS, NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_NOT_FOUND):
+            return code
         try:
             _check(self.lib, function, code)
         except NVMLError as exc:
             for field in fields:
                 self.why.setdefault(field, f"NVML: {exc}")
-            return False
-        return True
+        return None
 
     def wide(self, field: str, function: str, *args: object) -> int | None:
         value = ctypes.c_ulonglong()
@@ -161,6 +211,102 @@ class _Reader:
             if slot.nvmlReturn == NVML_SUCCESS and slot.value.ullVal != NOT_AVAILABLE:
                 found[name] = int(slot.value.ullVal)
         return found
+
+
+class _Gpm:
+    """One device's GPM count: its last sample, when it was taken, and the counts so far (in % x us)."""
+
+    __slots__ = ("at", "busy", "of", "sample")
+
+    def __init__(self, sample: ctypes.c_void_p, at: float) -> None:
+        self.sample = sample
+        self.at = at
+        self.busy = 0.0
+        self.of = 0.0
+
+
+#: Each device's GPM count (by UUID), or why it has none; kept from the process's first reading.
+_gpm: dict[str, _Gpm | str] = {}
+_gpm_lock = _state.lock()
+
+
+def _forget_gpm() -> None:
+    # Samples belong to the session that took them: a child (or a cleared cache) starts anew.
+    _gpm.clear()
+
+
+_state.register(reset=_forget_gpm, after_fork=_forget_gpm)
+
+
+def _lacks_busy(read: _Reader, why: str) -> None:
+    read.why.setdefault("busy", why)
+    read.why.setdefault("busy_of", why)
+
+
+def _gpm_sample(read: _Reader) -> ctypes.c_void_p | None:
+    """A new GPM sample of the device, or ``None`` (why in ``read.why``)."""
+    fields = ("busy", "busy_of")
+    sample = ctypes.c_void_p()
+    if read.code(fields, "nvmlGpmSampleAlloc", ctypes.byref(sample)) != NVML_SUCCESS:
+        _lacks_busy(read, "NVML could not allocate a GPM sample")
+        return None
+    if read.code(fields, "nvmlGpmSampleGet", read.handle, sample) != NVML_SUCCESS:
+        _lacks_busy(read, f"{NO_GPM}: the GPU answers no GPM sample")
+        read.code((), "nvmlGpmSampleFree", sample)
+        return None
+    return sample
+
+
+def _gpm_start(read: _Reader) -> _Gpm | str:
+    """The device's GPM count from now on, or why it has none (kept for the process)."""
+    support = _GpmSupport(version=GPM_SUPPORT_VERSION)
+    code = read.code(("gpm",), "nvmlGpmQueryDeviceSupport", read.handle, ctypes.byref(support))
+    if code != NVML_SUCCESS or not support.isSupportedDevice:
+        lacking = read.why.pop("gpm", None)
+        return f"{NO_GPM}: {lacking}" if lacking else NO_GPM
+    sample = _gpm_sample(read)
+    if sample is None:
+        return read.why["busy"]
+    return _Gpm(sample, time.monotonic())
+
+
+def _gpm_busy(read: _Reader, uuid: str) -> dict[str, int]:
+    """``busy`` and ``busy_of`` from GPM (see the module), or nothing (why in ``read.why``)."""
+    with _gpm_lock:
+        gpm = _gpm.get(uuid)
+        if gpm is None:
+            gpm = _gpm[uuid] = _gpm_start(read)
+        if isinstance(gpm, str):
+            _lacks_busy(read, gpm)
+            return {}
+        now = time.monotonic()
+        if now - gpm.at >= GPM_SHORTEST_S:
+            sample = _gpm_sample(read)
+            share = None if sample is None else _gpm_share(read, gpm.sample, sample)
+            if sample is None or share is None:
+                if sample is not None:
+                    read.code((), "nvmlGpmSampleFree", sample)
+                return {}  # the last sample stays: the next reading covers this one's time too
+            micros = (now - gpm.at) * 1e6
+            gpm.busy += share * micros
+            gpm.of += 100 * micros
+            read.code((), "nvmlGpmSampleFree", gpm.sample)
+            gpm.sample, gpm.at = sample, now
+        return {"busy": round(gpm.busy), "busy_of": round(gpm.of)}
+
+
+def _gpm_share(read: _Reader, first: ctypes.c_void_p, second: ctypes.c_void_p) -> float | None:
+    """GPM's graphics activity between two samples, in percent (``None``: why in ``read.why``)."""
+    get = _GpmMetricsGet(version=GPM_METRICS_GET_VERSION, numMetrics=1, sample1=first, sample2=second)
+    get.metrics[0].metricId = GPM_GRAPHICS_UTIL
+    if read.code(("busy", "busy_of"), "nvmlGpmMetricsGet", ctypes.byref(get)) != NVML_SUCCESS:
+        _lacks_busy(read, "NVML could not compare two GPM samples")
+        return None
+    metric = get.metrics[0]
+    if metric.nvmlReturn != NVML_SUCCESS:
+        _lacks_busy(read, f"GPM answered no graphics activity (NVML error {metric.nvmlReturn})")
+        return None
+    return min(max(float(metric.value), 0.0), 100.0)
 
 
 def counters(device: Device) -> Counters:
@@ -191,6 +337,7 @@ def counters(device: Device) -> Counters:
         found["power_cap_ns"] = read.violation("power_cap_ns", NVML_PERF_POLICY_POWER)
     if "thermal_ns" not in found:
         found["thermal_ns"] = read.violation("thermal_ns", NVML_PERF_POLICY_THERMAL)
+    found.update(_gpm_busy(read, device.uuid))
     limits = (ctypes.c_uint(), ctypes.c_uint())
     max_power = None
     if read.call(
@@ -214,35 +361,76 @@ def counters(device: Device) -> Counters:
 
 #: Why a process's GPU memory cannot be matched by its process id inside a container.
 _HOST_PIDS = "inside a container NVML knows processes by the host's process ids"
+#: Why neither the peak nor the busy share is kept.
+_ACCOUNTING_OFF = "NVML accounting is off (nvidia-smi --accounting-mode=1, as root)"
 
 
-def process_memory(device: Device, pid: int) -> ProcessMemory:
-    """The GPU memory process ``pid`` holds on ``device`` now, and the most it ever held.
+def process_accounting(device: Device, pid: int) -> ProcessAccounting:
+    """Process ``pid``'s use of ``device`` as NVML accounting keeps it (``nvidia-smi --accounting-mode=1``).
 
-    The peak is NVML accounting's ``maxMemoryUsage``, the "maximum total memory in bytes that
-    was ever allocated by the process" (nvml.h), kept only while accounting is on
-    (``nvidia-smi --accounting-mode=1``, as root).
+    The peak is ``maxMemoryUsage``, the "maximum total memory in bytes that was ever
+    allocated by the process" (nvml.h); what it holds now comes from the GPU's list of
+    compute processes, accounting or not. How long its kernels ran: the sums of the
+    driver's utilization samples where the library has ``nvmlDeviceGetAccountingStats_v2``
+    (drivers 610 and newer), else ``gpuUtilization``, a share of the process's whole life
+    (see the module).
     """
     if not device.uuid:
-        return ProcessMemory(why=f"{device.name} has no UUID to find it by")
+        why = f"{device.name} has no UUID to find it by"
+        return ProcessAccounting(why=why, busy_why=why)
     lib = _open_session()
     read = _Reader(lib, _handle(lib, device.uuid))
     held, held_why = _held(read, pid)
     mode = read.unsigned("peak", "nvmlDeviceGetAccountingMode")
     if mode != NVML_FEATURE_ENABLED:
-        why = read.why.get("peak") or "NVML accounting is off (nvidia-smi --accounting-mode=1, as root)"
-        return ProcessMemory(None, held, f"{why}; {held_why}" if held_why else why)
-    stats = _AccountingStats()
-    if not read.call(("peak",), "nvmlDeviceGetAccountingStats", ctypes.c_uint(pid), ctypes.byref(stats)):
-        why = read.why.get("peak") or (
-            f"NVML accounting has no record of process {pid} (it used no GPU yet, or {_HOST_PIDS})"
-        )
-        return ProcessMemory(None, held, why)
+        why = read.why.get("peak") or _ACCOUNTING_OFF
+        return ProcessAccounting(None, held, f"{why}; {held_why}" if held_why else why, busy_why=why)
+    stats, code = _stats(read, pid)
+    if stats is None:
+        if code == NVML_ERROR_NOT_FOUND:
+            why = f"NVML accounting has no record of process {pid} (it used no GPU yet, or {_HOST_PIDS})"
+            return ProcessAccounting(None, held, why, False, busy_why=why)
+        why = read.why.get("peak") or "NVML accounting keeps no record of processes on this GPU"
+        return ProcessAccounting(None, held, why, busy_why=why)
     if stats.maxMemoryUsage == NOT_AVAILABLE:
-        return ProcessMemory(
-            None, held, "NVML marks the process's peak not available (as under Windows WDDM)"
-        )
-    return ProcessMemory(int(stats.maxMemoryUsage), held, held_why)
+        unavailable = "NVML marks the process's peak not available (as under Windows WDDM)"
+        return _with_busy(ProcessAccounting(None, held, unavailable, True), stats)
+    return _with_busy(ProcessAccounting(int(stats.maxMemoryUsage), held, held_why, True), stats)
+
+
+def _stats(read: _Reader, pid: int) -> tuple[_AccountingStats | _AccountingStatsV2 | None, int | None]:
+    """Accounting's record of ``pid`` (v2 where the library has it), or ``None`` and the call's code."""
+    v2 = _AccountingStatsV2(pid=pid)
+    code = read.code(("v2",), "nvmlDeviceGetAccountingStats_v2", read.handle, ctypes.byref(v2))
+    if code == NVML_SUCCESS:
+        return v2, code
+    if code is not None and code != NVML_ERROR_NOT_SUPPORTED:
+        return None, code  # no record of the process: v1 knows no more
+    read.why.pop("v2", None)  # a library before v2, or a driver that answers v1 only
+    v1 = _AccountingStats()
+    code = read.code(
+        ("peak",), "nvmlDeviceGetAccountingStats", read.handle, ctypes.c_uint(pid), ctypes.byref(v1)
+    )
+    return (v1, code) if code == NVML_SUCCESS else (None, code)
+
+
+def _with_busy(found: ProcessAccounting, stats: _AccountingStats | _AccountingStatsV2) -> ProcessAccounting:
+    """``found`` with how long the process's kernels ran, from accounting's record of it."""
+    if stats.isRunning:
+        # startTime: "CPU Timestamp in usec representing start time for the process"
+        since = time.time() * 1e6 - stats.startTime
+        life_ms = int(since / 1000) if stats.startTime and since >= 0 else None
+    else:
+        life_ms = int(stats.time)  # "Amount of time in ms during which the compute context was active"
+    found = found._replace(life_ms=life_ms)
+    unavailable = "NVML marks the process's utilization not available"
+    if stats.gpuUtilization == NOT_AVAILABLE_32:
+        return found._replace(busy_why=unavailable)
+    if isinstance(stats, _AccountingStatsV2):
+        if stats.sumGpuUtil == NOT_AVAILABLE:
+            return found._replace(busy_why=unavailable)
+        return found._replace(busy=int(stats.sumGpuUtil), busy_of=100 * SUM_UNIT * int(stats.sampleCount))
+    return found._replace(busy=int(stats.gpuUtilization), busy_of=100, whole_life=True)
 
 
 def _held(read: _Reader, pid: int) -> tuple[int | None, str | None]:
