@@ -32,7 +32,7 @@ def worker_facts() -> dict[str, str]:
     What this process imported (``sys.frameworks``, and the CUDA, cuDNN and NCCL a
     framework loads) says nothing of the process that did the work: left out.
     """
-    from ._engine import collect
+    from ._collection import collect
 
     tags = collect()
     for key in T.keys_of("frameworks"):

@@ -45,7 +45,7 @@ import signal
 import sys
 
 from . import ledger
-from ._engine import collect
+from ._collection import collect
 from ._value import Record
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike

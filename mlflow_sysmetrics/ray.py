@@ -249,7 +249,7 @@ def _tag_after_setup(rank_zero_only: bool, every_node: bool, tracking_token: str
 
 
 def _tag_own_run(client: MlflowClient, run_id: str) -> None:
-    from ._engine import collect
+    from ._collection import collect
     from .runs import write_tags
 
     _warn_if_kept(run_id, write_tags(client, run_id, collect(), 0, overwrite=False).kept)
@@ -285,7 +285,7 @@ def _tag_shared_train_run(context: Any, every_node: bool, tracking_token: str | 
         slurm_job_id=distributed.current().slurm_job_id,
         launcher="ray_train",
     )
-    from ._engine import collect
+    from ._collection import collect
     from .runs import write_tags
 
     mine = _shared_run.shared_run_tags(collect(), info)

@@ -19,8 +19,8 @@ import wrapt
 
 from . import _shared_run, ledger
 from . import tags as T
-from ._engine import collect, handing_over
-from ._engine import snapshot as _snapshot
+from ._collection import collect, handing_over
+from ._collection import snapshot as _snapshot
 from .collectors import distributed
 
 if TYPE_CHECKING:

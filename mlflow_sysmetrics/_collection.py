@@ -1,4 +1,4 @@
-"""The engine behind :func:`collect`: run the collectors, isolate failures, keep the deadline.
+"""The collection behind :func:`collect`: run the collectors, isolate failures, keep the deadline.
 
 Facts that cannot change while the process lives are gathered the first time they are
 needed, by two kinds of worker thread: one reads local files, collector after collector

@@ -1,4 +1,4 @@
-"""The engine: caching, the deadline, failure isolation, include/exclude, limits, fork."""
+"""The collection: caching, the deadline, failure isolation, include/exclude, limits, fork."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sysmetrics import _engine, collect, snapshot
+from mlflow_sysmetrics import _collection, collect, snapshot
 from mlflow_sysmetrics import tags as T
 from tests.conftest import FakeCommands, Replay, fixture_root, nvidia_smi_stand_in, release_helpers
 
@@ -189,7 +189,7 @@ def test_a_corrupt_cpu_model_is_left_out(tmp_path: Path, monkeypatch: pytest.Mon
     assert "cpu: ValueError: /proc/cpuinfo names a CPU model that cannot be true" in tags["sysmetrics.error"]
     assert tags["sys.cpu_cores"] == "1"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel\x1b[31m Xeon\n")
-    _engine.clear_cache()
+    _collection.clear_cache()
     tags = collect()
     assert "sys.cpu" not in tags
     assert "control characters" in tags["sysmetrics.error"]
