@@ -25,6 +25,7 @@ from . import settings as _settings
 from . import tags as _tags
 from ._context import Collector, Context
 from ._files import Root
+from ._value import clip
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def collect() -> dict[str, str]:
         return run_collection(reports=False).tags
     except Exception as exc:  # pragma: no cover - the engine's own last line of defence
         _log.logger().debug("collection failed", exc_info=True)
-        return {_tags.ERROR: _tags.clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
+        return {_tags.ERROR: clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
 
 
 def snapshot() -> dict[str, Any]:
@@ -235,7 +236,7 @@ def run_collection(settings: _settings.Settings | None = None, *, reports: bool 
     result = dict(facts.tags)  # filtered once, when gathered
     result.update((key, value) for key, value in outcome.tags.items() if keeps(key, settings))
     if outcome.errors and keeps(_tags.ERROR, settings):
-        result[_tags.ERROR] = _tags.clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
+        result[_tags.ERROR] = clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
     return Report(result, outcome.reports, time.monotonic() - started, settings)
 
 

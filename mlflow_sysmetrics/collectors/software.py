@@ -14,6 +14,7 @@ from .. import _state
 from .. import tags as T
 from .._context import Context
 from .._files import Root
+from .._value import cuda_version
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def _version(module: Any) -> str | None:
 def _cuda_text(version: Any) -> str | None:
     """``12.8`` from ``12.8`` or from an encoded ``12080`` (major*1000 + minor*10)."""
     if isinstance(version, int) and version > 0:
-        return T.cuda_version(version)
+        return cuda_version(version)
     return version if isinstance(version, str) and version else None
 
 

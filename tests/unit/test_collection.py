@@ -14,6 +14,7 @@ import pytest
 
 from mlflow_sysmetrics import _collection, collect, snapshot
 from mlflow_sysmetrics import tags as T
+from mlflow_sysmetrics._value import gb
 from tests.conftest import FakeCommands, Replay, fixture_root, nvidia_smi_stand_in, release_helpers
 
 
@@ -53,7 +54,7 @@ def test_disk_is_read_on_every_call(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     before = collect()["sys.disk_total_gb"]
     monkeypatch.chdir(other)
     after = collect()["sys.disk_total_gb"]
-    assert (before, after) == (T.gb(shutil.disk_usage(tmp_path).total), T.gb(shutil.disk_usage(other).total))
+    assert (before, after) == (gb(shutil.disk_usage(tmp_path).total), gb(shutil.disk_usage(other).total))
     assert before != after
 
 

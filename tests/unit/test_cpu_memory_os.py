@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mlflow_sysmetrics._value import decimal, gb
 from mlflow_sysmetrics.collectors import _cgroup, cpu, memory, system
-from mlflow_sysmetrics.tags import decimal, gb
 
 BIG_LITTLE = "".join(
     f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: {part}\n\n"

@@ -27,7 +27,7 @@ from ... import _platform, _state
 from ... import tags as T
 from ..._context import Context
 from ..._files import Root, once_per_root
-from ..._value import Record
+from ..._value import Record, implausible
 from . import pci
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -204,7 +204,7 @@ def collect(ctx: Context) -> dict[str, str]:
         ctx.errors.extend(inventory.errors)
     devices = []
     for device in selection.devices:
-        reason = T.implausible(device.name) if device.name else None
+        reason = implausible(device.name) if device.name else None
         if reason:  # the device is there; its name is not one
             ctx.errors.append(f"ValueError: a GPU model name that cannot be true ({reason}); left out")
         devices.append(device._replace(name="") if reason else device)
