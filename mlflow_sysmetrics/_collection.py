@@ -25,7 +25,7 @@ from . import settings as _settings
 from . import tags as _tags
 from ._context import Collector, Context
 from ._files import Root
-from ._value import clip
+from ._value import Record, clip
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -104,23 +104,22 @@ class _Outcome:
         self.reports: list[CollectorReport] = []
 
 
-class CollectorReport:
+class CollectorReport(Record):
     """How one collector fared in one collection (for the snapshot)."""
 
-    __slots__ = ("cached", "details", "errors", "name", "seconds")
-
-    def __init__(
-        self, name: str, seconds: float | None, cached: bool, errors: list[str], details: dict[str, Any]
-    ) -> None:
-        self.name = name
-        self.seconds = seconds
-        self.cached = cached
-        self.errors = errors
-        self.details = details
+    name: str
+    seconds: float | None
+    cached: bool
+    errors: list[str]
+    details: dict[str, Any]
 
 
 class Report:
-    """A collection's tags and how each collector fared."""
+    """A collection's tags and how each collector fared.
+
+    Written out with slots rather than a :class:`Record`: one is made on every call of
+    :func:`collect`, warm ones included, where a record's constructor would cost more.
+    """
 
     __slots__ = ("collectors", "seconds", "settings", "tags")
 

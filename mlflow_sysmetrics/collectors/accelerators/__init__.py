@@ -153,15 +153,12 @@ def read_inventories(ctx: Context, sources: Sequence[Vendor] | None = None) -> l
     return found
 
 
-class Selection:
+class Selection(Record):
     """The devices a process may use, the whole GPUs it was given, and why some are not known."""
 
-    __slots__ = ("chosen_gpus", "devices", "unknown_reasons")
-
-    def __init__(self, devices: list[Device], chosen_gpus: list[Device], unknown_reasons: list[str]) -> None:
-        self.devices = devices
-        self.chosen_gpus = chosen_gpus
-        self.unknown_reasons = unknown_reasons
+    devices: list[Device]
+    chosen_gpus: list[Device]
+    unknown_reasons: list[str]
 
 
 def visible_devices(
