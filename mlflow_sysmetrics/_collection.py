@@ -146,7 +146,7 @@ def collect() -> dict[str, str]:
     """
     try:
         return run_collection(reports=False).tags
-    except Exception as exc:  # pragma: no cover - the engine's own last line of defence
+    except Exception as exc:  # pragma: no cover - the collection's own last line of defence
         _log.logger().debug("collection failed", exc_info=True)
         return {_tags.ERROR: clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
 

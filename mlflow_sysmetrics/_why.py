@@ -74,7 +74,7 @@ STRAGGLER_GAP_PCT = 20.0
 #: compare: a limit found on both runs differs when its strength differs by this many points of the run.
 COMPARE_GAP_PCT = 10.0
 
-#: What the ledger writes in ``sys.ledger`` when it missed nothing (see ``_ledger.Span.finish``).
+#: What the ledger writes in ``sys.ledger`` when it missed nothing (see ``ledger.Span.finish``).
 EVERYTHING_COUNTED = "everything counted"
 
 

@@ -85,8 +85,8 @@ MEMORY_GB = _row(
 MEMORY_LIMIT_GB = _row("sys.memory_limit_gb", "Memory", source="memory")
 DISK_FREE_GB = _row("sys.disk_free_gb", "Disk", source="disk", varies="moment")
 DISK_TOTAL_GB = _row("sys.disk_total_gb", "Disk", source="disk", varies="process")
-PLATFORM = _row("sys.platform", "OS", source="os")
-OS = _row("sys.os", "OS", source="os", names_one_thing=True)
+PLATFORM = _row("sys.platform", "OS", source="system")
+OS = _row("sys.os", "OS", source="system", names_one_thing=True)
 PYTHON = _row("sys.python", "OS", source="software")
 MLFLOW = _row("sys.mlflow", "OS", source="software")
 FRAMEWORKS = _row(
@@ -126,16 +126,18 @@ CONTAINER = _row("sys.container", "Container", source="container", names_one_thi
 CLOUD = _row("sys.cloud", "Container", source="cloud", names_one_thing=True)
 INSTANCE_TYPE = _row("sys.instance_type", "Container", source="cloud", names_one_thing=True)
 HOST = _row("sys.host", "Host", source="host", opt_in=True, names_one_thing=True)
-DIST_RANK = _row("sys.dist.rank", "Distributed", source="dist", scope="process")
-DIST_LOCAL_RANK = _row("sys.dist.local_rank", "Distributed", source="dist", scope="process")
-DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="dist", scope="job")
-DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="dist", scope="process")
-DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
-SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
+DIST_RANK = _row("sys.dist.rank", "Distributed", source="distributed", scope="process")
+DIST_LOCAL_RANK = _row("sys.dist.local_rank", "Distributed", source="distributed", scope="process")
+DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="distributed", scope="job")
+DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="distributed", scope="process")
+DIST_NODES = _row("sys.dist.nodes", "Distributed", source="distributed", scope="job")
+SLURM_JOB_ID = _row(
+    "sys.slurm.job_id", "Distributed", source="distributed", scope="job", names_one_thing=True
+)
 #: Written (not collected) on a run an engine made away from its work: where the facts were read.
 COLLECTED_ON = _row("sysmetrics.collected_on", "Distributed", varies="process", scope="job")
 LEDGER = _row("sys.ledger", "Ledger", varies="run")
-# The run's ledger (metrics, written when a run ends; see _ledger): summed over a run's nodes
+# The run's ledger (metrics, written when a run ends; see ledger/): summed over a run's nodes
 # where they add up, else their most.
 GPU_ENERGY_WH = _row("sys.gpu_energy_wh", "Ledger", metric=True, combine="sum")
 GPU_POWER_AVG_W = _row("sys.gpu_power_avg_w", "Ledger", metric=True, combine="mean")

@@ -1,4 +1,4 @@
-"""Rank and size in a multi-process job, and who writes what on a run the job shares.
+"""The ``distributed`` collector: rank and size in a multi-process job, as its launcher says them.
 
 One launcher speaks for the process, and every fact comes from it, never one from each
 (the first row of :data:`LAUNCHERS` whose variables are there wins, in this order):

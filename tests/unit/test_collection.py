@@ -172,7 +172,7 @@ def test_a_value_that_cannot_be_true_is_left_out_and_named(
     tags = collect()
     assert "sys.os" not in tags
     assert (
-        "os: ValueError: sys.os cannot be true (it is 20000 characters long); left out"
+        "system: ValueError: sys.os cannot be true (it is 20000 characters long); left out"
         in tags["sysmetrics.error"]
     )
     assert len(tags["sysmetrics.error"]) <= T.MAX_ERROR_LENGTH
