@@ -6,7 +6,8 @@ For a change that should cost nothing (a refactoring), the figures say whether i
 base revision is checked out once under ``.bench/ab-<rev>``; both trees are then measured
 interleaved, each sample in a fresh process, with ``mlflow`` and ``psutil`` already
 imported (as in a training script) and bytecode compiled: the first ``collect()`` of a
-process, and a warm call. Prints one table of medians and the ratio.
+process, a warm call, and the run's ledger (a process's first span: ``ledger.start()``, then
+``finish()``). Prints one table of medians and the ratio.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ for _ in range(40):
 print(json.dumps(sorted(best)[len(best) // 2]))
 """
 
+LEDGER = """
+import json, time, mlflow, psutil
+from mlflow_sysmetrics import ledger
+t = time.perf_counter()
+ledger.start().finish()
+print(json.dumps((time.perf_counter() - t) * 1e3))
+"""
+
 
 def checkout(revision: str) -> Path:
     folder = REPO / ".bench" / f"ab-{revision}"
@@ -70,17 +79,24 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "compileall", "-q", str(tree / "mlflow_sysmetrics")], check=True
         )
-    results: dict[str, dict[str, list[float]]] = {name: {"first": [], "warm": []} for name in trees}
+    results: dict[str, dict[str, list[float]]] = {
+        name: {"first": [], "warm": [], "ledger": []} for name in trees
+    }
     for _ in range(args.processes):
         for name, tree in trees.items():
             results[name]["first"].append(sample(tree, FIRST))
             results[name]["warm"].append(sample(tree, WARM))
+            results[name]["ledger"].append(sample(tree, LEDGER))
     print(f"| measure | base {args.base} | this | this / base |")
     print("|---|---:|---:|---:|")
-    for measure, unit in (("first", "ms"), ("warm", "µs")):
+    for measure, label in (
+        ("first", "first collect() (ms)"),
+        ("warm", "warm collect() (µs)"),
+        ("ledger", "first ledger span (ms)"),
+    ):
         base = statistics.median(results["base"][measure])
         this = statistics.median(results["this"][measure])
-        print(f"| {measure} collect() ({unit}) | {base:.2f} | {this:.2f} | {this / base:.2f} |")
+        print(f"| {label} | {base:.2f} | {this:.2f} | {this / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import timeit
 
 from mlflow_sysmetrics import _env, collect
-from mlflow_sysmetrics._engine import _plans
+from mlflow_sysmetrics._collection import _plans
 from mlflow_sysmetrics.collectors import distributed
 from mlflow_sysmetrics.settings import ENV_EXCLUDE, ENV_INCLUDE, ENV_ROOT, ENV_TIMEOUT
 

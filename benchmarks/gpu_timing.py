@@ -40,7 +40,7 @@ assert not [x for x in threading.enumerate() if x.name.startswith('mlflow-sysmet
 """,
     "importing our GPU modules (nvidia with its NVML pass and binding, device, visibility)": """
 import time
-import mlflow_sysmetrics._engine, mlflow_sysmetrics.collectors
+import mlflow_sysmetrics._collection, mlflow_sysmetrics.collectors
 t = time.perf_counter()
 from mlflow_sysmetrics.collectors.accelerators import device, visibility
 from mlflow_sysmetrics.collectors.accelerators.nvidia import nvml_pass
@@ -56,8 +56,8 @@ assert inv.devices and inv.cuda_driver
 """,
     "collect() first call: the gpu collector's own time": """
 import psutil
-from mlflow_sysmetrics import _engine
-report = _engine.run_collection()
+from mlflow_sysmetrics import _collection
+report = _collection.run_collection()
 ms = next(c.seconds for c in report.collectors if c.name == 'gpu') * 1e3
 """,
     "ctypes NVML: dlopen + nvmlInit_v2 + nvmlShutdown only": """

@@ -77,7 +77,7 @@ def thread_cpu(name_prefix):
 monitor_cpu = 0.0
 parts = {{}}
 if VARIANT == "ledger":
-    from mlflow_sysmetrics import _ledger, runs
+    from mlflow_sysmetrics import _writing, ledger as _ledger
     import mlflow_sysmetrics
 
     # what sysmetrics_run() does around its block, with the ledger's two reads and its
@@ -91,7 +91,7 @@ if VARIANT == "ledger":
         ledger = span.finish()
         reads += time.thread_time() - t
         t = time.thread_time()
-        runs.write_ledger(mlflow.MlflowClient(), run.info.run_id, ledger, 0)
+        _writing.write_ledger(mlflow.MlflowClient(), run.info.run_id, ledger, 0)
         write = time.thread_time() - t
         monitor_cpu = reads + write
         parts = {{"reads_ms": reads * 1e3, "write_ms": write * 1e3}}

@@ -13,7 +13,7 @@ TYPE_CHECKING = False  # typing's own import is not free; the checkers read this
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._engine import collect, snapshot
+    from ._collection import collect, snapshot
     from ._why import why
     from .runs import log_sysmetrics, sysmetrics_run, with_sysmetrics
 
@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "collect": "_engine",
-    "snapshot": "_engine",
+    "collect": "_collection",
+    "snapshot": "_collection",
     "log_sysmetrics": "runs",
     "sysmetrics_run": "runs",
     "with_sysmetrics": "runs",

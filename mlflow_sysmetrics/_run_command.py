@@ -45,7 +45,7 @@ import signal
 import sys
 
 from . import ledger
-from ._engine import collect
+from ._collection import collect
 from ._value import Record
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -337,7 +337,7 @@ def run_program(
     ``None``); one it joins is where it is. Raises :class:`NotStarted` when the program did
     not run (its code is the one to exit with).
     """
-    from .runs import _this_process_node, close_ledger, tag_run
+    from ._writing import close_ledger, tag_run, this_process_node
 
     if not hasattr(os, "posix_spawn"):
         raise NotStarted("mlflow-sysmetrics run needs a POSIX system (Linux, macOS)", 126)
@@ -350,7 +350,7 @@ def run_program(
         if joined:
             run_id = joined
             tag_run(run_id, client)
-            node = _this_process_node()
+            node = this_process_node()
         else:
             run = client.create_run(experiment_id or "0", run_name=run_name, tags=collect())
             run_id, node = run.info.run_id, 0

@@ -76,7 +76,7 @@ def _as_placed(tags: Mapping[str, str], info: DistInfo) -> Mapping[str, str]:
     from .collectors.distributed import tags_of
 
     told = tags_of(info)
-    launcher_keys = T.keys_of("dist")
+    launcher_keys = T.keys_of("distributed")
     if all(tags.get(key) == told.get(key) for key in launcher_keys):
         return tags
     chosen = settings.current()

@@ -1,4 +1,7 @@
-"""Records: small value classes whose every field is declared once, as an annotated class attribute.
+"""Values: the records facts are held in, and how a fact is written as a tag's text.
+
+**Records** are small value classes whose every field is declared once, as an annotated class
+attribute.
 
 ::
 
@@ -15,9 +18,15 @@ Plain classes rather than ``NamedTuple`` or dataclasses: building a named tuple'
 imports ``typing`` and costs a good part of a millisecond, a dataclass more (it compiles
 code for each class), and the first collection of a process would pay for every one of
 them; this base reads the annotations' names once per class, in microseconds.
+
+**A fact's text**: numbers as plain decimals (:func:`decimal`), bytes as decimal gigabytes
+(:func:`gb`), CUDA's encoded versions (:func:`cuda_version`); a value no true fact can be
+(:func:`implausible`), and one cut to what MLflow stores (:func:`clip`).
 """
 
 from __future__ import annotations
+
+import math
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -111,3 +120,63 @@ class Record:
     def __repr__(self) -> str:
         shown = ", ".join(f"{field}={value!r}" for field, value in self._asdict().items())
         return f"{type(self).__name__}({shown})"
+
+
+#: MLflow refuses tag values longer than this (``MAX_TAG_VAL_LENGTH``).
+MAX_VALUE_LENGTH = 8000
+#: Longest a name of one thing can truly be: an x86 brand string is 48 characters (CPUID
+#: leaves 0x80000002-4), NVML's device name fits 96 bytes, os-release names a few dozen.
+MAX_NAME_LENGTH = 128
+#: Longest any other value can truly be (a list of several GPU models included).
+MAX_FACT_LENGTH = 1024
+#: Compiled on first use (by ``re``'s own cache): most values are printable and never need it.
+_CONTROL = "[\x00-\x1f\x7f-\x9f]"
+
+
+def gb(num_bytes: float) -> str:
+    """Bytes as decimal gigabytes (10^9) with at most two decimals: ``85520809984`` -> ``85.52``."""
+    return str(round(num_bytes / 1e9, 2))
+
+
+def cuda_version(encoded: int) -> str:
+    """CUDA's encoded version as text: ``13000`` -> ``13.0``, ``12040`` -> ``12.4`` (major*1000 + minor*10).
+
+    NVML's driver version and the frameworks' build numbers use the same encoding.
+    """
+    return f"{encoded // 1000}.{(encoded % 1000) // 10}"
+
+
+def decimal(value: float) -> str:
+    """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``.
+
+    Below 0.01, two significant digits (``0.004``), never a misleading ``0``.
+    """
+    if 0 < abs(value) < 0.005:
+        places = 1 - math.floor(math.log10(abs(value)))
+        return f"{value:.{places}f}".rstrip("0")
+    rounded = round(value, 2)
+    if rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.2f}".rstrip("0")
+
+
+def implausible(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
+    """Why ``value`` cannot be a true fact (control characters, absurd length), or ``None``."""
+    if not value.isprintable() and _has_control_characters(value):
+        return "it holds control characters"
+    if len(value) > limit:
+        return f"it is {len(value)} characters long"
+    return None
+
+
+def _has_control_characters(value: str) -> bool:
+    import re
+
+    return re.search(_CONTROL, value) is not None
+
+
+def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
+    """``value`` cut to ``limit`` characters, ending in an ellipsis when it was cut."""
+    if len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"

@@ -104,7 +104,7 @@ class SysMetricsRunContextProvider:
 
     def tags(self) -> dict[str, str]:
         """The system tags for the run being created (see :func:`mlflow_sysmetrics.collect`)."""
-        from ._engine import collect, handed_over_tags
+        from ._collection import collect, handed_over_tags
 
         handed = handed_over_tags()
         if handed is not None:  # a door already collected them for this run
@@ -145,7 +145,7 @@ def _prefetch_after_mlflow_import() -> None:
     while _mlflow_half_imported() and time.monotonic() < waited_until:
         time.sleep(_POLL_SECONDS)
     try:
-        from ._engine import prefetch
+        from ._collection import prefetch
     except Exception:  # pragma: no cover - a broken install: the first run will say what failed
         return
     prefetch()

@@ -36,7 +36,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from . import _remote, _shared_run, _state
+# What writes to a run (._writing, which loads the collection and the ledger) is imported
+# where a run is written.
+from . import _remote, _state
 from . import tags as T
 from .collectors import distributed
 
@@ -175,9 +177,11 @@ def log_node_sysmetrics(
     if not isinstance(run_id, str):
         raise TypeError(f"{door} takes a run id string such as run.info.run_id, got {run_id!r}")
     _check_node(node_ip, node_id, door)
-    run_id, client = _remote.run_and_client(run_id, tracking_uri, client, door)
+    from . import _writing
+
+    run_id, client = _writing.run_and_client(run_id, tracking_uri, client, door)
     facts = node_sysmetrics(node_ip=node_ip, node_id=node_id, timeout=timeout)
-    return _remote.replace_facts(client, run_id, {**facts, T.COLLECTED_ON: _remote.RAY_NODE})
+    return _writing.replace_facts(client, run_id, {**facts, T.COLLECTED_ON: _remote.RAY_NODE})
 
 
 # -- setup_mlflow ----------------------------------------------------------------------------
@@ -249,10 +253,10 @@ def _tag_after_setup(rank_zero_only: bool, every_node: bool, tracking_token: str
 
 
 def _tag_own_run(client: MlflowClient, run_id: str) -> None:
-    from ._engine import collect
-    from .runs import write_tags
+    from . import _writing
+    from ._collection import collect
 
-    _warn_if_kept(run_id, write_tags(client, run_id, collect(), 0, overwrite=False).kept)
+    _warn_if_kept(run_id, _writing.write_tags(client, run_id, collect(), 0, overwrite=False).kept)
 
 
 def _tag_shared_train_run(context: Any, every_node: bool, tracking_token: str | None) -> None:
@@ -285,22 +289,21 @@ def _tag_shared_train_run(context: Any, every_node: bool, tracking_token: str | 
         slurm_job_id=distributed.current().slurm_job_id,
         launcher="ray_train",
     )
-    from ._engine import collect
-    from .runs import write_tags
+    from . import _writing
+    from ._collection import collect
 
-    mine = _shared_run.shared_run_tags(collect(), info)
-    node = _shared_run.writing_node(info)
-    if mine is None or node is None:
+    mine, node = _writing.node_tags(collect(), info)
+    if node is None:
         return
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     # Rank 0 made the run in this very process: what implicit tagging wrote there (its rank
     # included) is replaced by what its node writes on a shared run.
-    _warn_if_kept(run_id, write_tags(client, run_id, mine, node, overwrite=rank == 0).kept)
+    _warn_if_kept(run_id, _writing.write_tags(client, run_id, mine, node, overwrite=rank == 0).kept)
 
 
 def _warn_if_kept(run_id: str, kept: dict[str, tuple[str | None, str | None]]) -> None:
     if kept:
-        from .runs import kept_summary
+        from ._writing import kept_summary
 
         _LOG.warning("run %s already carries other system tags (%s); kept them", run_id, kept_summary(kept))
 
@@ -373,9 +376,11 @@ def _callback_class() -> type[Any]:
                     facts = {**ray.get(ref), T.COLLECTED_ON: _remote.RAY_NODE}
                     from mlflow.tracking import MlflowClient
 
+                    from . import _writing
+
                     client = MlflowClient(tracking_uri=self.tracking_uri)
                     # The run is Ray's: made by this callback on the driver for this trial.
-                    _remote.replace_facts(client, self._trial_runs[trial], facts)
+                    _writing.replace_facts(client, self._trial_runs[trial], facts)
                 except Exception as exc:
                     self._sysmetrics_pending.pop(trial, None)
                     _LOG.warning("could not tag the run of %s with system tags: %s", trial, exc)

@@ -1,6 +1,7 @@
 """The explicit doors onto :func:`~mlflow_sysmetrics.collect`.
 
-Tag a run, open a tagged run, decorate a function so each call runs in one.
+Tag a run, open a tagged run, decorate a function so each call runs in one. What they write
+to a run, they write through :mod:`._writing`.
 
 MLflow is imported inside the functions, so ``import mlflow_sysmetrics`` stays cheap.
 """
@@ -9,33 +10,24 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, overload
 
 import wrapt
 
-from . import _shared_run, ledger
-from . import tags as T
-from ._engine import collect, handing_over
-from ._engine import snapshot as _snapshot
-from .collectors import distributed
+from . import _writing
+from ._collection import collect, handing_over
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun
     from mlflow.tracking import MlflowClient
     from typing_extensions import Unpack
 
-_LOG = logging.getLogger("mlflow_sysmetrics")
-
 P = ParamSpec("P")
 R = TypeVar("R")
 D = TypeVar("D", classmethod, staticmethod)  # type: ignore[type-arg]
-
-#: Where the snapshot document goes among the run's artifacts.
-SNAPSHOT_ARTIFACT = "sysmetrics/system.json"
 
 
 class RunOptions(TypedDict, total=False):
@@ -60,104 +52,6 @@ class RunOptions(TypedDict, total=False):
 RUN_OPTIONS: frozenset[str] = frozenset(RunOptions.__annotations__)
 
 
-class Tagging(NamedTuple):
-    """What writing this machine's tags to a run did."""
-
-    written: dict[str, str]
-    #: Facts the run already carries that differ from this machine's: key -> (run, here).
-    kept: dict[str, tuple[str | None, str | None]]
-    #: The artifact path of the snapshot logged to the run, if one was.
-    snapshot: str | None = None
-
-
-def write_tags(
-    client: MlflowClient, run_id: str, tags: Mapping[str, str], node: int, overwrite: bool
-) -> Tagging:
-    """Write ``tags`` (node ``node``'s keys) to the run, never leaving it contradicting itself.
-
-    A run that carries none of these keys yet gets them in one request. One that already
-    carries the same facts gets nothing; one that carries different facts (tagged from
-    another machine) keeps them and gets nothing, unless ``overwrite``: then its keys are
-    replaced as a whole, the ones this machine lacks deleted.
-    """
-    from mlflow.entities import RunTag
-
-    existing = _shared_run.own_keys(client.get_run(run_id).data.tags, node)
-    if existing and not overwrite:
-        keys = [k for k in T.order(set(tags) | set(existing)) if T.plain_key(k) not in T.VARYING_KEYS]
-        return Tagging(
-            {}, {k: (existing.get(k), tags.get(k)) for k in keys if existing.get(k) != tags.get(k)}
-        )
-    for stale in sorted(set(existing) - set(tags)):
-        client.delete_tag(run_id, stale)
-    if tags:
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    return Tagging(dict(tags), {})
-
-
-def _this_process_tags() -> tuple[dict[str, str], int | None]:
-    """The tags this process writes on a run it did not create, and the node it writes them as.
-
-    ``None`` for a process of a multi-node job that writes nothing (another process of its
-    node does); the tags are then what that writer writes.
-    """
-    tags = collect()
-    info = _shared_run.placed(distributed.current())
-    if not _shared_run.is_shared(info):
-        return tags, 0
-    mine = _shared_run.shared_run_tags(tags, info)
-    if mine is None:
-        return _shared_run.node_view(tags, info), None
-    return mine, _shared_run.writing_node(info) or 0
-
-
-def _artifact(node: int) -> str:
-    return SNAPSHOT_ARTIFACT if node == 0 else SNAPSHOT_ARTIFACT.replace(".json", f"-node{node}.json")
-
-
-def kept_summary(kept: Mapping[str, tuple[str | None, str | None]]) -> str:
-    """The first three keys a run kept, with its value and this machine's, for a warning."""
-    return "; ".join(
-        f"{key}: {run!r} on the run, {here!r} here" for key, (run, here) in list(kept.items())[:3]
-    )
-
-
-def tag_run(
-    run_id: str,
-    client: MlflowClient,
-    *,
-    snapshot: bool = False,
-    overwrite: bool = False,
-    warn: bool = True,
-) -> Tagging:
-    """Tag an existing run with this machine's facts (see :func:`write_tags`); the outcome.
-
-    A run kept whole (it carries another machine's facts) is logged as a warning unless
-    ``warn`` is false: a caller that reports :attr:`Tagging.kept` itself (the command line)
-    says it once, in its own words. ``snapshot`` logs the snapshot whenever the run's facts
-    are this machine's, also when they were there already.
-    """
-    tags, node = _this_process_tags()
-    if node is None:
-        return Tagging(tags, {})
-    overwrite = overwrite or _shared_run.replaces_creators_facts(distributed.current())
-    outcome = write_tags(client, run_id, tags, node, overwrite)
-    if outcome.kept and warn:
-        shown = kept_summary(outcome.kept)
-        _LOG.warning(
-            "run %s already carries system tags from another machine (%s); kept them and wrote "
-            "nothing (overwrite=True replaces them)",
-            run_id,
-            shown,
-        )
-    elif snapshot and not outcome.kept:
-        # Asked for, the snapshot is logged even when the tags were already there: it is
-        # the detail behind them, and a run tagged without one would otherwise never get it.
-        client.log_dict(run_id, _snapshot(), _artifact(node))
-        outcome = outcome._replace(snapshot=_artifact(node))
-    return outcome
-
-
 def log_sysmetrics(
     run_id: str | None = None,
     *,
@@ -179,36 +73,8 @@ def log_sysmetrics(
     helpers take them (default: MLflow's current tracking URI). With ``snapshot=True`` the
     full detail is also logged as ``sysmetrics/system.json``.
     """
-    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-        raise TypeError(
-            f"log_sysmetrics(run_id=...) takes a run id string such as run.info.run_id, got {run_id!r}"
-        )
-    if client is not None and tracking_uri is not None:
-        raise TypeError("log_sysmetrics() takes tracking_uri= or client=, not both")
-    from mlflow.tracking import MlflowClient
-
-    if run_id is None:
-        import mlflow
-
-        active = mlflow.active_run()
-        if active is None:
-            raise ValueError(
-                "log_sysmetrics() has no run to tag: call it inside `with mlflow.start_run():` "
-                "or pass the run's id, log_sysmetrics(run.info.run_id)"
-            )
-        run_id = active.info.run_id
-    client = client or MlflowClient(tracking_uri=tracking_uri)
-    return tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite).written
-
-
-def _tag_open_run(run_id: str, snapshot: bool) -> None:
-    """Tag a run the user is in; a failure is a warning, and the user's run goes on."""
-    import mlflow
-
-    try:
-        tag_run(run_id, mlflow.MlflowClient(), snapshot=snapshot)
-    except Exception as exc:
-        _LOG.warning("could not tag run %s with system tags: %s", run_id, exc)
+    run_id, client = _writing.run_and_client(run_id, tracking_uri, client, "log_sysmetrics()")
+    return _writing.tag_run(run_id, client, snapshot=snapshot, overwrite=overwrite).written
 
 
 def _check_options(options: Mapping[str, Any], door: str) -> None:
@@ -242,16 +108,16 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
 
     active = mlflow.active_run()
     if not start_run_kwargs and active is not None:
-        _tag_open_run(active.info.run_id, snapshot)
-        with _counted(active.info.run_id, _this_process_node()):
+        _writing.tag_open_run(active.info.run_id, snapshot)
+        with _writing.counting(active.info.run_id, _writing.this_process_node()):
             yield active
         return
 
     if start_run_kwargs.get("run_id"):  # an existing run: its facts are checked, not overwritten
         run = mlflow.start_run(**start_run_kwargs)
         with run:
-            _tag_open_run(run.info.run_id, snapshot)
-            with _counted(run.info.run_id, _this_process_node()):
+            _writing.tag_open_run(run.info.run_id, snapshot)
+            with _writing.counting(run.info.run_id, _writing.this_process_node()):
                 yield run
         return
     user_tags = dict(start_run_kwargs.pop("tags", None) or {})
@@ -260,60 +126,9 @@ def sysmetrics_run(**options: Unpack[RunOptions]) -> Iterator[ActiveRun]:
         run = mlflow.start_run(**start_run_kwargs, tags={**ours, **user_tags})
     with run:
         if snapshot:
-            try:
-                mlflow.log_dict(_snapshot(), SNAPSHOT_ARTIFACT)
-            except Exception as exc:
-                _LOG.warning("could not log %s: %s", SNAPSHOT_ARTIFACT, exc)
-        with _counted(run.info.run_id, 0):
+            _writing.log_snapshot_to_active_run()
+        with _writing.counting(run.info.run_id, 0):
             yield run
-
-
-def _this_process_node() -> int | None:
-    """The node whose keys this process writes on a run it did not create (``None``: none)."""
-    info = _shared_run.placed(distributed.current())
-    if not _shared_run.is_shared(info):
-        return 0
-    return _shared_run.writing_node(info)
-
-
-@contextmanager
-def _counted(run_id: str, node: int | None) -> Iterator[None]:
-    """The run's ledger over the block, written to the run as node ``node``.
-
-    Counters are read on entry, and on exit (raised or not) read again and written in one
-    request. Never fails the block.
-    """
-    span = ledger.start() if node is not None else None
-    try:
-        yield
-    finally:
-        if span is not None and node is not None:
-            close_ledger(span, run_id, node)
-
-
-def close_ledger(span: ledger.Span, run_id: str, node: int, client: MlflowClient | None = None) -> None:
-    """Finish ``span`` and write its ledger to run ``run_id``; a failure is one warning."""
-    try:
-        write_ledger(client or _default_client(), run_id, span.finish(), node)
-    except Exception as exc:
-        _LOG.warning("could not write the run's ledger to run %s: %s", run_id, exc)
-
-
-def write_ledger(client: MlflowClient, run_id: str, counted: ledger.Ledger, node: int) -> None:
-    """The ledger's metrics and ``sys.ledger`` (node ``node``'s keys) in one request."""
-    import time
-
-    from mlflow.entities import Metric, RunTag
-
-    now = int(time.time() * 1000)
-    metrics = [Metric(T.node_key(key, node), value, now, 0) for key, value in counted.metrics.items()]
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag(T.node_key(T.LEDGER, node), counted.text)])
-
-
-def _default_client() -> MlflowClient:
-    import mlflow
-
-    return mlflow.MlflowClient()
 
 
 def _sync_wrapper(options: dict[str, Any]) -> Callable[..., Any]:

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+# What writes to a run (._writing, which loads the collection and the ledger) is imported
+# where a run is written.
 from . import _remote
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ def log_executor_sysmetrics(
     Without ``run_id`` the active run is tagged. ``spark=`` names the session (default: the
     active one), ``tracking_uri=`` or ``client=`` the store. Returns what was written.
     """
-    run_id, client = _remote.run_and_client(run_id, tracking_uri, client, "log_executor_sysmetrics()")
+    from . import _writing
+
+    run_id, client = _writing.run_and_client(run_id, tracking_uri, client, "log_executor_sysmetrics()")
     machines = executor_sysmetrics(spark)
-    return _remote.replace_facts(client, run_id, _remote.machine_tags(machines, _remote.SPARK_EXECUTORS))
+    return _writing.replace_facts(client, run_id, _remote.machine_tags(machines, _remote.SPARK_EXECUTORS))

@@ -1,4 +1,4 @@
-"""Tag keys, each declared once with everything the package says about it, and how values are written.
+"""Tag keys, each declared once with everything the package says about it.
 
 Keys are a contract: other tools and users search on them, so they never change. Values are
 strings; numbers are plain decimals; ``*_gb`` is 10^9 bytes rounded to two decimals.
@@ -12,9 +12,7 @@ tables of ``docs/tags.md`` and ``docs/ledger.md`` name the same keys.
 
 from __future__ import annotations
 
-import math
-
-from ._value import Record
+from ._value import MAX_FACT_LENGTH, MAX_NAME_LENGTH, Record, implausible
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -45,7 +43,7 @@ class Key(Record):
       hardware (``diff`` lists it first).
     - ``opt_in``: written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks for it.
     - ``names_one_thing``: its value names one thing (a CPU model, an OS): at most
-      :data:`MAX_NAME_LENGTH` characters, else :data:`MAX_FACT_LENGTH`.
+      :data:`._value.MAX_NAME_LENGTH` characters, else :data:`._value.MAX_FACT_LENGTH`.
     - ``node_column`` / ``summary_column``: its column's title in the per-node table of a
       multi-node run and in ``summary`` (``None``: not a column).
     - ``metric``: an MLflow metric (a number), not a tag; ``combine``: how the values of a
@@ -87,8 +85,8 @@ MEMORY_GB = _row(
 MEMORY_LIMIT_GB = _row("sys.memory_limit_gb", "Memory", source="memory")
 DISK_FREE_GB = _row("sys.disk_free_gb", "Disk", source="disk", varies="moment")
 DISK_TOTAL_GB = _row("sys.disk_total_gb", "Disk", source="disk", varies="process")
-PLATFORM = _row("sys.platform", "OS", source="os")
-OS = _row("sys.os", "OS", source="os", names_one_thing=True)
+PLATFORM = _row("sys.platform", "OS", source="system")
+OS = _row("sys.os", "OS", source="system", names_one_thing=True)
 PYTHON = _row("sys.python", "OS", source="software")
 MLFLOW = _row("sys.mlflow", "OS", source="software")
 FRAMEWORKS = _row(
@@ -128,16 +126,18 @@ CONTAINER = _row("sys.container", "Container", source="container", names_one_thi
 CLOUD = _row("sys.cloud", "Container", source="cloud", names_one_thing=True)
 INSTANCE_TYPE = _row("sys.instance_type", "Container", source="cloud", names_one_thing=True)
 HOST = _row("sys.host", "Host", source="host", opt_in=True, names_one_thing=True)
-DIST_RANK = _row("sys.dist.rank", "Distributed", source="dist", scope="process")
-DIST_LOCAL_RANK = _row("sys.dist.local_rank", "Distributed", source="dist", scope="process")
-DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="dist", scope="job")
-DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="dist", scope="process")
-DIST_NODES = _row("sys.dist.nodes", "Distributed", source="dist", scope="job")
-SLURM_JOB_ID = _row("sys.slurm.job_id", "Distributed", source="dist", scope="job", names_one_thing=True)
+DIST_RANK = _row("sys.dist.rank", "Distributed", source="distributed", scope="process")
+DIST_LOCAL_RANK = _row("sys.dist.local_rank", "Distributed", source="distributed", scope="process")
+DIST_WORLD_SIZE = _row("sys.dist.world_size", "Distributed", source="distributed", scope="job")
+DIST_NODE_RANK = _row("sys.dist.node_rank", "Distributed", source="distributed", scope="process")
+DIST_NODES = _row("sys.dist.nodes", "Distributed", source="distributed", scope="job")
+SLURM_JOB_ID = _row(
+    "sys.slurm.job_id", "Distributed", source="distributed", scope="job", names_one_thing=True
+)
 #: Written (not collected) on a run an engine made away from its work: where the facts were read.
 COLLECTED_ON = _row("sysmetrics.collected_on", "Distributed", varies="process", scope="job")
 LEDGER = _row("sys.ledger", "Ledger", varies="run")
-# The run's ledger (metrics, written when a run ends; see _ledger): summed over a run's nodes
+# The run's ledger (metrics, written when a run ends; see ledger/): summed over a run's nodes
 # where they add up, else their most.
 GPU_ENERGY_WH = _row("sys.gpu_energy_wh", "Ledger", metric=True, combine="sum")
 GPU_POWER_AVG_W = _row("sys.gpu_power_avg_w", "Ledger", metric=True, combine="mean")
@@ -210,71 +210,13 @@ LEDGER_HOST_STALLS = "stalls: the whole host's (/proc/pressure), not the run's c
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"
 
-#: MLflow refuses tag values longer than this (``MAX_TAG_VAL_LENGTH``).
-MAX_VALUE_LENGTH = 8000
 #: ``sysmetrics.error`` is cut to this many characters.
 MAX_ERROR_LENGTH = 500
-#: Longest a name of one thing can truly be: an x86 brand string is 48 characters (CPUID
-#: leaves 0x80000002-4), NVML's device name fits 96 bytes, os-release names a few dozen.
-MAX_NAME_LENGTH = 128
-#: Longest any other value can truly be (a list of several GPU models included).
-MAX_FACT_LENGTH = 1024
-#: Compiled on first use (by ``re``'s own cache): most values are printable and never need it.
-_CONTROL = "[\x00-\x1f\x7f-\x9f]"
-
-
-def gb(num_bytes: float) -> str:
-    """Bytes as decimal gigabytes (10^9) with at most two decimals: ``85520809984`` -> ``85.52``."""
-    return str(round(num_bytes / 1e9, 2))
-
-
-def cuda_version(encoded: int) -> str:
-    """CUDA's encoded version as text: ``13000`` -> ``13.0``, ``12040`` -> ``12.4`` (major*1000 + minor*10).
-
-    NVML's driver version and the frameworks' build numbers use the same encoding.
-    """
-    return f"{encoded // 1000}.{(encoded % 1000) // 10}"
-
-
-def decimal(value: float) -> str:
-    """A number as a plain decimal: ``2.0`` -> ``2``, ``1.5`` -> ``1.5``, ``1/3`` -> ``0.33``.
-
-    Below 0.01, two significant digits (``0.004``), never a misleading ``0``.
-    """
-    if 0 < abs(value) < 0.005:
-        places = 1 - math.floor(math.log10(abs(value)))
-        return f"{value:.{places}f}".rstrip("0")
-    rounded = round(value, 2)
-    if rounded == int(rounded):
-        return str(int(rounded))
-    return f"{rounded:.2f}".rstrip("0")
-
-
-def implausible(value: str, limit: int = MAX_NAME_LENGTH) -> str | None:
-    """Why ``value`` cannot be a true fact (control characters, absurd length), or ``None``."""
-    if not value.isprintable() and _has_control_characters(value):
-        return "it holds control characters"
-    if len(value) > limit:
-        return f"it is {len(value)} characters long"
-    return None
-
-
-def _has_control_characters(value: str) -> bool:
-    import re
-
-    return re.search(_CONTROL, value) is not None
 
 
 def implausible_tag(key: str, value: str) -> str | None:
-    """:func:`implausible` with the limit that fits ``key`` (names are short, lists longer)."""
+    """:func:`._value.implausible` with the limit that fits ``key`` (names are short, lists longer)."""
     return implausible(value, MAX_NAME_LENGTH if key in NAME_KEYS else MAX_FACT_LENGTH)
-
-
-def clip(value: str, limit: int = MAX_VALUE_LENGTH) -> str:
-    """``value`` cut to ``limit`` characters, ending in an ellipsis when it was cut."""
-    if len(value) <= limit:
-        return value
-    return value[: limit - 1] + "\u2026"
 
 
 def matches_any_known(pattern: str) -> bool:

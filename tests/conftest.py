@@ -121,11 +121,11 @@ def clean_state(no_environment_leaks: None, monkeypatch: pytest.MonkeyPatch) -> 
     for name in list(os.environ):
         if name in _SCRUBBED or name.startswith(_SCRUBBED_PREFIXES):
             monkeypatch.delenv(name, raising=False)
-    from mlflow_sysmetrics import _engine
+    from mlflow_sysmetrics import _collection
 
-    _engine.clear_cache()
+    _collection.clear_cache()
     yield
-    _engine.clear_cache()
+    _collection.clear_cache()
     from mlflow_sysmetrics import _context
 
     # A helper left stuck would make the next test (in random order) skip that source.

@@ -40,7 +40,7 @@ def log(
     """
     store = _store.existing(ctx, tracking_uri)
     _store.get_run(store, run_id)  # a clear error for a run that does not exist
-    from ..runs import tag_run
+    from .._writing import kept_summary, tag_run
 
     try:
         # warn=False: the kept facts are said below, once, in the command's words
@@ -49,14 +49,10 @@ def log(
     except Exception as exc:
         raise _store.store_error(store, exc, f"could not tag run {run_id} in") from None
     if outcome.kept:
-        first = "; ".join(
-            f"{key} is {run!r} on the run, {here!r} here"
-            for key, (run, here) in list(outcome.kept.items())[:3]
-        )
         # What to do comes before the differences: a long list is cut at the line's end.
         raise fail(
             f"run {run_id} already carries system tags from another machine; kept them and wrote "
-            f"nothing. Add --overwrite to replace them. First differences: {first}"
+            f"nothing. Add --overwrite to replace them. First differences: {kept_summary(outcome.kept)}"
         )
     written = _format.ordered(outcome.written)
     if written:

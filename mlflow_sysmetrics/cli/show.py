@@ -26,7 +26,7 @@ def show(ctx: click.Context, *, run_id: str | None, as_json: bool, tracking_uri:
     heading = ""
     ledger: dict[str, float] = {}
     if run_id is None:
-        from .._engine import collect
+        from .._collection import collect
 
         tags = _format.ordered(collect())
     else:

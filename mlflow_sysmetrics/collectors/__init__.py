@@ -1,8 +1,12 @@
 """The collectors, one per concern, chosen once for this platform.
 
-Adding a fact means a collector function (or a line in one) and its key's row in
-:data:`mlflow_sysmetrics.tags.TABLE`, whose ``source`` names the collector; a new concern is
-one more row here.
+A collector is named as its module, the concern it reads (``system``, ``frameworks``,
+``distributed``, ...): the name a user reads in ``sysmetrics.error`` and the ``source`` of its
+keys in :data:`mlflow_sysmetrics.tags.TABLE`. A platform's own way to a concern lives in that
+platform's module (``macos``, ``windows_registry``), and the ``gpu`` collector, named after its
+tags, is the ``accelerators`` package of vendors. Adding a fact means a collector function (or
+a line in one) and its key's row in the table; a new concern is one more module and one more
+row here.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from . import (
     cpu,
     disk,
     distributed,
+    frameworks,
+    host,
     memory,
     network,
     software,
@@ -35,15 +41,15 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         env=accelerators.VISIBILITY_ENV,
         blocking=accelerators.has_sources if name == "linux" else True,
     )
-    dist = Collector("dist", distributed.collect, inline=True)
-    host = Collector("host", system.collect_host)
-    frameworks = Collector("frameworks", software.collect_frameworks, inline=True)
-    common_tail = (disk_, software_, frameworks, gpu, dist, host)
+    distributed_ = Collector("distributed", distributed.collect, inline=True)
+    host_ = Collector("host", host.collect)
+    frameworks_ = Collector("frameworks", frameworks.collect, inline=True)
+    common_tail = (disk_, software_, frameworks_, gpu, distributed_, host_)
     if name == "linux":
         return (
             Collector("cpu", cpu.collect_linux),
             Collector("memory", memory.collect_linux),
-            Collector("os", system.collect_linux),
+            Collector("system", system.collect_linux),
             *common_tail,
             Collector("container", container.collect, env=container.ENV),
             Collector("cloud", cloud.collect_linux),
@@ -55,7 +61,7 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         return (
             Collector("cpu", macos.collect_cpu, blocking=True),  # sysctl, a tool
             Collector("memory", memory.collect_psutil),
-            Collector("os", system.collect_macos),
+            Collector("system", system.collect_macos),
             *common_tail,
         )
     if name == "windows":
@@ -64,19 +70,19 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         return (
             Collector("cpu", windows_registry.collect_cpu),
             Collector("memory", memory.collect_psutil),
-            Collector("os", system.collect_windows),
+            Collector("system", system.collect_windows),
             *common_tail,
             Collector("cloud", cloud.collect_windows),
         )
     return (
         Collector("cpu", cpu.collect_counts),
         Collector("memory", memory.collect_psutil),
-        Collector("os", system.collect_other),
+        Collector("system", system.collect_other),
         disk_,
         software_,
-        frameworks,
-        dist,
-        host,
+        frameworks_,
+        distributed_,
+        host_,
     )
 
 

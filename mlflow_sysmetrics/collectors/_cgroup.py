@@ -13,18 +13,16 @@ from __future__ import annotations
 import posixpath
 
 from .._files import Root, once_per_root
+from .._value import Record
 from . import _mountinfo
 from ._mountinfo import Mount
 
 
-class Membership:
+class Membership(Record):
     """One line of ``/proc/self/cgroup``: the controllers of a hierarchy, and the path in it."""
 
-    __slots__ = ("controllers", "path")
-
-    def __init__(self, controllers: tuple[str, ...], path: str) -> None:
-        self.controllers = controllers
-        self.path = path
+    controllers: tuple[str, ...]
+    path: str
 
 
 def parse_proc_cgroup(text: str) -> list[Membership]:

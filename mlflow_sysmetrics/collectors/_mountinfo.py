@@ -9,6 +9,7 @@ are written with octal escapes for space, tab, newline and backslash.
 from __future__ import annotations
 
 from .._files import Root, once_per_root
+from .._value import Record
 
 #: File system types whose reads (and ``statvfs``) answer without asking a server.
 LOCAL_TYPES = frozenset(
@@ -36,24 +37,18 @@ LOCAL_TYPES = frozenset(
 )
 
 
-class Mount:
+class Mount(Record):
     """One line of ``/proc/self/mountinfo``: what is mounted where, and how."""
 
-    __slots__ = ("fstype", "mount_point", "root", "super_options")
-
-    def __init__(self, root: str, mount_point: str, fstype: str, super_options: tuple[str, ...]) -> None:
-        self.root = root
-        self.mount_point = mount_point
-        self.fstype = fstype
-        self.super_options = super_options
+    root: str
+    mount_point: str
+    fstype: str
+    super_options: tuple[str, ...]
 
     @property
     def cgroup_version(self) -> int | None:
         """1 or 2 for a cgroup hierarchy, ``None`` for any other file system."""
         return {"cgroup": 1, "cgroup2": 2}.get(self.fstype)
-
-    def __repr__(self) -> str:
-        return f"Mount({self.root!r}, {self.mount_point!r}, {self.fstype!r}, {self.super_options!r})"
 
 
 def unescape(field: str) -> str:

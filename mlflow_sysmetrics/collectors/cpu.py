@@ -12,6 +12,7 @@ import os
 from .. import tags as T
 from .._context import Context
 from .._files import Root
+from .._value import decimal, implausible
 from . import _cgroup
 
 # re (s390x's machine line only) and psutil (the live machine's fallback, macOS, Windows)
@@ -315,7 +316,7 @@ def available(root: Root, logical: int | None) -> str | None:
     quota = _cgroup.cpu_quota(root)
     if quota is not None:
         candidates.append(quota)
-    return T.decimal(min(candidates)) if candidates else None
+    return decimal(min(candidates)) if candidates else None
 
 
 def physical_cores_psutil() -> int | None:
@@ -334,7 +335,7 @@ def collect_linux(ctx: Context) -> dict[str, str]:
     model = _model(blocks)
     if model is None and root.is_live:  # a replayed machine's model is never this machine's
         model = os.uname().machine  # what platform.machine() says, without importing it
-    reason = T.implausible(model) if model else None
+    reason = implausible(model) if model else None
     if reason:
         ctx.errors.append(f"ValueError: /proc/cpuinfo names a CPU model that cannot be true ({reason})")
     elif model:

@@ -15,6 +15,7 @@ from .. import _platform, _state
 from .. import tags as T
 from .._context import Context
 from .._files import Root
+from .._value import gb
 from . import _mountinfo
 
 # shutil is imported on Windows only (os.statvfs answers elsewhere).
@@ -38,7 +39,7 @@ def collect(ctx: Context) -> dict[str, str]:
         free, total = space(cwd)
     else:
         free, total = ctx.within_deadline(lambda: space(cwd), "statvfs")
-    return {T.DISK_FREE_GB: T.gb(free), T.DISK_TOTAL_GB: T.gb(total)}
+    return {T.DISK_FREE_GB: gb(free), T.DISK_TOTAL_GB: gb(total)}
 
 
 def space(path: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Rank and size in a multi-process job, and who writes what on a run the job shares.
+"""The ``distributed`` collector: rank and size in a multi-process job, as its launcher says them.
 
 One launcher speaks for the process, and every fact comes from it, never one from each
 (the first row of :data:`LAUNCHERS` whose variables are there wins, in this order):
@@ -54,10 +54,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class Launcher:
+class Launcher(Record):
     """The variables one launcher writes; ``None`` or ``()`` where it writes none for that fact.
 
-    ``requires``: variables all set in (and only in) the processes it started; ``excludes``:
+    ``requires``: variables all set in (and only in) the processes it started, besides its
+    ``rank`` variable (always required where it has one); ``excludes``:
     variables none of which is set there. ``rank`` ``None``: a launcher of nodes (a
     Kubeflow pod), whose process is the node's one rank when ``per_node`` (the variable
     of processes per node, default one) says one. ``node_rank`` and ``nodes``: the first
@@ -65,43 +66,16 @@ class Launcher:
     none is claimed and the machines are agreed on when a shared run is written.
     """
 
-    __slots__ = (
-        "by_machine",
-        "excludes",
-        "local_rank",
-        "name",
-        "node_rank",
-        "nodes",
-        "per_node",
-        "rank",
-        "requires",
-        "world_size",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        rank: str | None,
-        local_rank: str | None,
-        world_size: str | None,
-        node_rank: tuple[str, ...] = (),
-        nodes: tuple[str, ...] = (),
-        *,
-        requires: tuple[str, ...] = (),
-        excludes: tuple[str, ...] = (),
-        per_node: str | None = None,
-        by_machine: bool = False,
-    ) -> None:
-        self.name = name
-        self.rank = rank
-        self.local_rank = local_rank
-        self.world_size = world_size
-        self.node_rank = node_rank
-        self.nodes = nodes
-        self.requires = requires if rank is None or rank in requires else (rank, *requires)
-        self.excludes = excludes
-        self.per_node = per_node
-        self.by_machine = by_machine
+    name: str
+    rank: str | None
+    local_rank: str | None
+    world_size: str | None
+    node_rank: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    per_node: str | None = None
+    by_machine: bool = False
 
     def variables(self) -> tuple[str, ...]:
         """Every variable this launcher's facts are read from, or its presence is told by."""
@@ -218,8 +192,11 @@ def _first(env: Mapping[str, str], names: tuple[str, ...], minimum: int) -> int 
 def launcher(env: Mapping[str, str]) -> Launcher | None:
     """The launcher that started this process, by the variables it left; ``None`` if none."""
     for candidate in LAUNCHERS:
-        if all((env.get(name) or "").strip() for name in candidate.requires) and not any(
-            (env.get(name) or "").strip() for name in candidate.excludes
+        rank = candidate.rank
+        if (
+            (rank is None or (env.get(rank) or "").strip())
+            and all((env.get(name) or "").strip() for name in candidate.requires)
+            and not any((env.get(name) or "").strip() for name in candidate.excludes)
         ):
             return candidate
     return None

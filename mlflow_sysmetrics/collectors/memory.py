@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import tags as T
 from .._context import Context
+from .._value import gb
 from . import _cgroup
 
 # psutil is imported where /proc/meminfo cannot answer (macOS, Windows), not on Linux.
@@ -37,13 +38,13 @@ def collect_linux(ctx: Context) -> dict[str, str]:
         total = total_psutil()
     found: dict[str, str] = {}
     if total:
-        found[T.MEMORY_GB] = T.gb(total)
+        found[T.MEMORY_GB] = gb(total)
     limit = _cgroup.memory_limit(ctx.root)
     if limit is not None and (total is None or limit < total):
-        found[T.MEMORY_LIMIT_GB] = T.gb(limit)
+        found[T.MEMORY_LIMIT_GB] = gb(limit)
     return found
 
 
 def collect_psutil(ctx: Context) -> dict[str, str]:
     """``sys.memory_gb`` through psutil (macOS, Windows)."""
-    return {T.MEMORY_GB: T.gb(total_psutil())}
+    return {T.MEMORY_GB: gb(total_psutil())}

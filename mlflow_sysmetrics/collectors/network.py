@@ -28,6 +28,7 @@ from __future__ import annotations
 from .. import tags as T
 from .._context import Context
 from .._files import Root
+from .._value import Record
 
 BASE = "/sys/class/infiniband"
 VERBS = "/sys/class/infiniband_verbs"
@@ -45,33 +46,19 @@ SOFTWARE_DESCRIPTIONS = {"rxe": "Soft-RoCE", "Software iWARP stack": "Soft-iWARP
 DRIVER_KINDS = {"efa": "EFA", "hfi1": "Omni-Path"}
 
 
-class Port:
+class Port(Record):
     """One port of an RDMA device: its kind, rate, and whether this process can use it."""
 
-    __slots__ = ("active", "device", "kind", "physical", "port", "rate", "software", "usable")
-
-    def __init__(
-        self,
-        device: str,
-        port: str,
-        kind: str,
-        rate: str | None,
-        active: bool,
-        *,
-        software: bool = False,
-        usable: bool = True,
-        physical: str | None = None,
-    ) -> None:
-        self.device = device
-        self.port = port
-        self.kind = kind
-        self.rate = rate
-        self.active = active
-        self.software = software
-        self.usable = usable
-        #: The physical port behind it (``<PCI function>/<port>``; a virtual function names its
-        #: physical function's), so that a port seen twice counts once.
-        self.physical = physical
+    device: str
+    port: str
+    kind: str
+    rate: str | None
+    active: bool
+    software: bool = False
+    usable: bool = True
+    #: The physical port behind it (``<PCI function>/<port>``; a virtual function names its
+    #: physical function's), so that a port seen twice counts once.
+    physical: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The port for the snapshot document."""

@@ -1,4 +1,4 @@
-"""The operating system and platform string, and the host name (opt-in)."""
+"""The ``system`` collector: the operating system and the platform string."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from .. import tags as T
 from .._context import Context
 
-# platform and socket are imported where used: Linux builds its platform string without
-# platform (see linux_platform), and only a process that asked for sys.host needs socket.
+# platform is imported where used: Linux builds its platform string without it (see
+# linux_platform).
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -151,11 +151,3 @@ def collect_other(ctx: Context) -> dict[str, str]:
     import platform
 
     return {T.PLATFORM: platform.platform(), T.OS: f"{platform.system()} {platform.release()}".strip()}
-
-
-def collect_host(ctx: Context) -> dict[str, str]:
-    """``sys.host``: the host name, written only when ``MLFLOW_SYSMETRICS_INCLUDE`` asks."""
-    import socket
-
-    name = socket.gethostname()
-    return {T.HOST: name} if name else {}

@@ -16,7 +16,7 @@ from .. import settings as _settings
 from .. import tags as T
 from .._context import Context
 from .._files import Root
-from .._value import Record
+from .._value import MAX_VALUE_LENGTH, Record, clip
 from . import cpu_time, gpu, io, memory, network, pressure, rapl, throttling
 from ._meter import Book, Guard, Meter, ProgramExit, Uncountable
 
@@ -152,7 +152,7 @@ class Span:
         if self.gpu_count is not None:
             book.add(T.GPU_HOURS, round(self.gpu_count * seconds / 3600, 9))
         _co2(book)
-        return Ledger(book.metrics, T.clip(book.text(), T.MAX_VALUE_LENGTH))
+        return Ledger(book.metrics, clip(book.text(), MAX_VALUE_LENGTH))
 
 
 def _co2(book: Book) -> None:

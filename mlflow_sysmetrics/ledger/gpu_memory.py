@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from .. import tags as T
+from .._value import gb
 from ._meter import Book, Meter, Uncountable
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -70,9 +71,7 @@ class GpuMemoryMeter(Meter):
         befores: list[ProcessAccounting | None] = list(first[1]) if first[1] else [None] * len(last[1])
         for (_, gpu), before, after in zip(self.sources, befores, last[1], strict=True):
             if after.peak_bytes is None:
-                held = (
-                    f"; this process held {T.gb(after.held_bytes)} GB at the end" if after.held_bytes else ""
-                )
+                held = f"; this process held {gb(after.held_bytes)} GB at the end" if after.held_bytes else ""
                 raise Uncountable(f"{gpu.name}: {after.why or 'not counted'}{held}")
             start = 0 if self.born_in_run or before is None else before.peak_bytes or 0
             if after.peak_bytes > start:

@@ -44,6 +44,7 @@ import os
 from .. import _platform
 from .. import tags as T
 from .._files import Root
+from .._value import Record
 from ._meter import Book, Meter, Uncountable, descendants, read_text
 
 #: The fields counted (proc(5)): bytes fetched from storage, bytes sent to it (at the time
@@ -51,21 +52,16 @@ from ._meter import Book, Meter, Uncountable, descendants, read_text
 FIELDS = ("read_bytes", "write_bytes", "cancelled_write_bytes")
 
 
-class Counts:
+class Counts(Record):
     """The run's processes' counts at one moment, and what could not be read of them."""
 
-    __slots__ = ("cancelled", "processes", "read", "unreadable", "write")
-
-    def __init__(
-        self, read: int, write: int, cancelled: int, processes: frozenset[int], unreadable: int | None
-    ) -> None:
-        self.read = read
-        self.write = write
-        self.cancelled = cancelled
-        #: The live descendants read.
-        self.processes = processes
-        #: A process of the run whose file could not be read, if any.
-        self.unreadable = unreadable
+    read: int
+    write: int
+    cancelled: int
+    #: The live descendants read.
+    processes: frozenset[int]
+    #: A process of the run whose file could not be read, if any.
+    unreadable: int | None
 
 
 def counters(root: Root, folder: str) -> tuple[int, int, int] | None:

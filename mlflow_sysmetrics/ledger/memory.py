@@ -28,7 +28,7 @@ import os
 from .. import _platform
 from .. import tags as T
 from .._files import Root, count
-from .._value import Record
+from .._value import Record, gb
 from ._meter import Book, Meter, ProgramExit, Uncountable, rusage, sole_cgroup
 
 
@@ -95,7 +95,7 @@ class MemoryMeter(Meter):
                 book.lacks(
                     self.name,
                     "a child's peak is not above this process's own "
-                    f"({T.gb(last.self_kib * 1024)} GB, reached before the run), from which it "
+                    f"({gb(last.self_kib * 1024)} GB, reached before the run), from which it "
                     "cannot be told (an exec'd child starts at its parent's mark)",
                 )
                 return
@@ -119,7 +119,7 @@ class MemoryMeter(Meter):
         if floor is not None and ended.max_rss_kib <= floor:
             book.lacks(
                 self.name,
-                f"the program's peak is not above the {T.gb(floor * 1024)} GB of the process that "
+                f"the program's peak is not above the {gb(floor * 1024)} GB of the process that "
                 "started it, from which it cannot be told",
             )
             return

@@ -30,6 +30,7 @@ from __future__ import annotations
 from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
+from .._value import Record
 from ._meter import Book, Meter, read_text
 
 #: A legacy 32-bit port counter's value once it has saturated (InfiniBand PortCounters).
@@ -41,16 +42,13 @@ if TYPE_CHECKING:
     Reading = list[tuple[int | str, int | str]]
 
 
-class Port:
+class Port(Record):
     """One counted port: its name, its two counters' files, and how many bytes a count is."""
 
-    __slots__ = ("label", "received", "sent", "unit")
-
-    def __init__(self, label: str, received: str, sent: str, unit: int) -> None:
-        self.label = label
-        self.received = received
-        self.sent = sent
-        self.unit = unit
+    label: str
+    received: str
+    sent: str
+    unit: int
 
 
 @once_per_root

@@ -38,7 +38,7 @@ def require(module: str) -> ModuleType:
 
 #: Every process of an engine test collects with this deadline: a loaded test machine (an
 #: engine's cluster beside other tests) must not cut a fact off, which would fail the test for
-#: the wrong reason. What a deadline does is tested elsewhere (tests/unit/test_engine.py).
+#: the wrong reason. What a deadline does is tested elsewhere (tests/unit/test_collection.py).
 DEADLINE = {"MLFLOW_SYSMETRICS_TIMEOUT": "60"}
 
 _FACTS: dict[str, dict[str, str]] = {}

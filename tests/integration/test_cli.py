@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from click.testing import CliRunner
 
-from mlflow_sysmetrics import _engine, log_sysmetrics, sysmetrics_run
+from mlflow_sysmetrics import _collection, log_sysmetrics, sysmetrics_run
 from mlflow_sysmetrics import tags as T
 from mlflow_sysmetrics.cli import _store, main
 from tests.conftest import fixture_root
@@ -43,7 +43,7 @@ def _new_run(name: str | None = None) -> str:
 
 def _on_machine(monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root(machine)))
-    _engine.clear_cache()
+    _collection.clear_cache()
 
 
 def test_show_here_table_and_json(store: str) -> None:

@@ -20,7 +20,7 @@ import json, sys, threading
 def ours():
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("mlflow-sysmetrics-"))
 def report(**extra):
-    print(json.dumps({"threads": ours(), "engine": "mlflow_sysmetrics._engine" in sys.modules, **extra}))
+    print(json.dumps({"threads": ours(), "collection": "mlflow_sysmetrics._collection" in sys.modules, **extra}))
 def join_prefetch():
     for thread in threading.enumerate():
         if thread.name == "mlflow-sysmetrics-prefetch":
@@ -47,7 +47,7 @@ def _counting_nvidia_smi(fake_commands: FakeCommands, log: Path, delay: float = 
 
 
 def test_without_the_variable_nothing_of_ours_runs_at_import() -> None:
-    """No thread, no engine, no file or process opened from our code during `import mlflow`."""
+    """No thread, no collection, no file or process opened from our code during `import mlflow`."""
     code = """
 import os
 touched = []
@@ -69,7 +69,7 @@ report(touched=touched)
 """
     result = _python(code)
     assert result["threads"] == []
-    assert result["engine"] is False
+    assert result["collection"] is False
     assert result["touched"] == []
 
 
@@ -246,11 +246,11 @@ report(tagged="sys.cpu" in tags)
 
 
 def test_prefetch_can_be_switched_off() -> None:
-    """MLFLOW_SYSMETRICS_PREFETCH=0: no thread and no engine at import; a bad value warns and gathers."""
+    """MLFLOW_SYSMETRICS_PREFETCH=0: no thread and no collection at import; a bad value warns and gathers."""
     code = "import mlflow, time\ntime.sleep(0.2)\nreport()\n"
     off = _python(code, MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics", MLFLOW_SYSMETRICS_PREFETCH="0")
     assert off["threads"] == []
-    assert off["engine"] is False
+    assert off["collection"] is False
     bad = _python(code, MLFLOW_RUN_CONTEXT_PROVIDER="sysmetrics", MLFLOW_SYSMETRICS_PREFETCH="sometimes")
-    assert bad["engine"] is True  # gathered anyway: the default
+    assert bad["collection"] is True  # gathered anyway: the default
     assert str(bad["stderr"]).count("MLFLOW_SYSMETRICS_PREFETCH='sometimes'") == 1

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
-from mlflow_sysmetrics import _engine, collect, log_sysmetrics, sysmetrics_run, with_sysmetrics
+from mlflow_sysmetrics import _collection, collect, log_sysmetrics, sysmetrics_run, with_sysmetrics
 from tests.integration.conftest import Proxy, copy_store
 
 SYSTEM_KEYS = {"sys.cpu", "sys.cpu_cores", "sys.memory_gb", "sys.gpu", "sys.os", "sys.python"}
@@ -299,14 +299,14 @@ def test_a_runs_facts_belong_to_the_machine_that_ran_it(
     client = mlflow.MlflowClient()
     run_id = client.create_run("0").info.run_id
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("h100-vm")))
-    _engine.clear_cache()
+    _collection.clear_cache()
     log_sysmetrics(run_id)
     before = client.get_run(run_id).data.tags
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("cgroup-v2-nested")))
-    _engine.clear_cache()
+    _collection.clear_cache()
     assert log_sysmetrics(run_id) == {}
     assert client.get_run(run_id).data.tags == before
-    assert "already carries system tags from another machine (sys.cpu:" in caplog.text
+    assert "already carries system tags from another machine (sys.cpu is" in caplog.text
     replaced = log_sysmetrics(run_id, overwrite=True)
     after = client.get_run(run_id).data.tags
     assert {k: v for k, v in after.items() if k.startswith("sys")} == replaced
@@ -353,13 +353,13 @@ def test_sysmetrics_run_sends_tags_in_the_create_request(
     monkeypatch.setenv("MLFLOW_RUN_CONTEXT_PROVIDER", "sysmetrics")
     collect()  # warm the cache, so the count below is about this run only
     calls: list[int] = []
-    real = _engine.run_collection
+    real = _collection.run_collection
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_engine, "run_collection", counting)
+    monkeypatch.setattr(_collection, "run_collection", counting)
     tracking.reset()
     with sysmetrics_run(run_name="once") as run:
         pass

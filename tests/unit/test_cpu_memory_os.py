@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mlflow_sysmetrics._value import decimal, gb
 from mlflow_sysmetrics.collectors import _cgroup, cpu, memory, system
-from mlflow_sysmetrics.tags import decimal, gb
 
 BIG_LITTLE = "".join(
     f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: {part}\n\n"
@@ -35,9 +35,9 @@ def test_arm_names_as_lscpu_prints_them(replay) -> None:  # type: ignore[no-unty
     replay("fujitsu-a64fx")
     assert collect()["sys.cpu"] == "FUJITSU A64FX"
     replay("cavium-thunderx2")
-    from mlflow_sysmetrics import _engine
+    from mlflow_sysmetrics import _collection
 
-    _engine.clear_cache()
+    _collection.clear_cache()
     assert collect()["sys.cpu"] == "Cavium ThunderX2-99xx"
 
 

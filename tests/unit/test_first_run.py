@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sysmetrics.collectors import disk, software, system
+from mlflow_sysmetrics.collectors import disk, frameworks, software, system
 from mlflow_sysmetrics.collectors.accelerators import VENDORS
 from tests.conftest import FIXTURES, Replay
 from tests.fresh import fresh_python
@@ -71,7 +71,7 @@ def test_collect_imports_only_what_this_machine_needs() -> None:
     assert sorted(set(NOT_NEEDED) & set(new)) == []
     assert {m for m in new if m.startswith(ACCELERATORS)} == NO_GPU_NEEDS
     assert {f"{ACCELERATORS}.{vendor.name}" for vendor in VENDORS} & set(new) == set()
-    assert sorted(set(software.FRAMEWORKS) & set(new)) == []
+    assert sorted(set(frameworks.FRAMEWORKS) & set(new)) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux machine's imports")

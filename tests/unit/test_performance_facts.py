@@ -10,7 +10,7 @@ import pytest
 
 from mlflow_sysmetrics import _shared_run, collect, snapshot
 from mlflow_sysmetrics._files import Root
-from mlflow_sysmetrics.collectors import distributed, network, software
+from mlflow_sysmetrics.collectors import distributed, frameworks, network
 from mlflow_sysmetrics.collectors.accelerators import pci
 from tests.conftest import FIXTURES, Replay
 from tests.fresh import fresh_python
@@ -195,7 +195,7 @@ def test_collect_imports_no_framework() -> None:
     """A fresh interpreter: collect() leaves every framework unimported (and CUDA untouched)."""
     names = _python(
         "import json, sys, mlflow_sysmetrics as m\n"
-        "from mlflow_sysmetrics.collectors.software import FRAMEWORKS\n"
+        "from mlflow_sysmetrics.collectors.frameworks import FRAMEWORKS\n"
         "m.collect(); m.snapshot()\n"
         "print(json.dumps(sorted(n for n in FRAMEWORKS if n in sys.modules)))"
     )
@@ -317,4 +317,4 @@ def test_tensorflow_with_its_cuda_wheels_has_the_full_cudnn_version() -> None:
 @pytest.mark.parametrize("version", [12080, "12.8"])
 def test_cuda_versions_as_frameworks_write_them(version: object) -> None:
     """NVML-style 12080 and plain 12.8 both read 12.8."""
-    assert software._cuda_text(version) == "12.8"
+    assert frameworks._cuda_text(version) == "12.8"

@@ -97,9 +97,9 @@ def test_provider_tags_describe_the_machine(replay) -> None:  # type: ignore[no-
 
 def test_provider_reuses_what_a_door_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
     """While a door creates a run it already collected for, the provider returns those tags, not new ones."""
-    from mlflow_sysmetrics import _engine
+    from mlflow_sysmetrics import _collection
 
     handed = {"sys.cpu": "handed over"}
-    with _engine.handing_over(handed):
+    with _collection.handing_over(handed):
         assert SysMetricsRunContextProvider().tags() == handed
     assert SysMetricsRunContextProvider().tags()["sys.cpu"] != "handed over"

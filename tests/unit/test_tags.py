@@ -50,7 +50,7 @@ def test_derived_lists_follow_the_columns() -> None:
     assert {"sys.disk_free_gb"} == T.MOMENTARY_KEYS
     assert {"sys.ledger"} == T.RUN_KEYS
     assert {"sys.frameworks", "sys.disk_total_gb", "sysmetrics.error"} <= T.VARYING_KEYS
-    assert T.keys_of("dist")[-1] == "sys.slurm.job_id"
+    assert T.keys_of("distributed")[-1] == "sys.slurm.job_id"
     assert [key for key, _ in T.SUMMARY_COLUMNS][:2] == ["sys.cpu", "sys.cpu_available"]
     assert T.group_of("sys.node3.gpu") == "GPU"
     assert T.group_of("sys.host") == "Host"

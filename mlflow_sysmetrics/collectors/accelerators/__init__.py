@@ -27,7 +27,7 @@ from ... import _platform, _state
 from ... import tags as T
 from ..._context import Context
 from ..._files import Root, once_per_root
-from ..._value import Record
+from ..._value import Record, implausible
 from . import pci
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -153,15 +153,12 @@ def read_inventories(ctx: Context, sources: Sequence[Vendor] | None = None) -> l
     return found
 
 
-class Selection:
+class Selection(Record):
     """The devices a process may use, the whole GPUs it was given, and why some are not known."""
 
-    __slots__ = ("chosen_gpus", "devices", "unknown_reasons")
-
-    def __init__(self, devices: list[Device], chosen_gpus: list[Device], unknown_reasons: list[str]) -> None:
-        self.devices = devices
-        self.chosen_gpus = chosen_gpus
-        self.unknown_reasons = unknown_reasons
+    devices: list[Device]
+    chosen_gpus: list[Device]
+    unknown_reasons: list[str]
 
 
 def visible_devices(
@@ -204,7 +201,7 @@ def collect(ctx: Context) -> dict[str, str]:
         ctx.errors.extend(inventory.errors)
     devices = []
     for device in selection.devices:
-        reason = T.implausible(device.name) if device.name else None
+        reason = implausible(device.name) if device.name else None
         if reason:  # the device is there; its name is not one
             ctx.errors.append(f"ValueError: a GPU model name that cannot be true ({reason}); left out")
         devices.append(device._replace(name="") if reason else device)

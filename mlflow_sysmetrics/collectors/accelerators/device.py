@@ -8,7 +8,7 @@ process may use, this module writes the ``sys.gpu*`` tags.
 from __future__ import annotations
 
 from ... import tags as T
-from ..._value import Record
+from ..._value import Record, decimal, gb
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Inventory(Record):
 #: Facts told once per model, in ``sys.gpu``'s order: (key, :class:`Device` field, how one
 #: value is written). A GPU fact of this kind is its field above and one row here.
 PER_MODEL: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    (T.GPU_POWER_LIMIT_W, "power_limit_w", T.decimal),
+    (T.GPU_POWER_LIMIT_W, "power_limit_w", decimal),
     (T.GPU_ECC, "ecc_mode", lambda on: "on" if on else "off"),
 )
 
@@ -110,7 +110,7 @@ def _per_model(found: dict[str, str], devices: Sequence[Device]) -> None:
         found[T.GPU] = ", ".join(f"{len(members)}x {name}" for name, members in groups)
     memories = [members[0].memory_bytes for _, members in groups]
     if all(m is not None and m > 0 for m in memories):
-        found[T.GPU_MEMORY_GB] = ", ".join(T.gb(m) for m in memories if m is not None)
+        found[T.GPU_MEMORY_GB] = ", ".join(gb(m) for m in memories if m is not None)
     capabilities = [members[0].compute_capability for _, members in groups]
     if all(capabilities):
         unique = list(dict.fromkeys(c for c in capabilities if c))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import posixpath
 
 from ..._files import Root, once_per_root
+from ..._value import Record
 
 DEVICES = "/sys/bus/pci/devices"
 VENDOR_AMD = 0x1002
@@ -23,20 +24,15 @@ ACCELERATOR_CLASS = 0x12
 PASSTHROUGH_DRIVERS = frozenset({"vfio-pci", "pci-stub", "pciback", "xen-pciback"})
 
 
-class PciDevice:
+class PciDevice(Record):
     """One PCI function, as sysfs describes it."""
 
-    __slots__ = ("bus", "device", "driver", "pci_class", "revision", "vendor")
-
-    def __init__(
-        self, bus: str, vendor: int, device: int, revision: int | None, pci_class: int, driver: str | None
-    ) -> None:
-        self.bus = bus
-        self.vendor = vendor
-        self.device = device
-        self.revision = revision
-        self.pci_class = pci_class
-        self.driver = driver
+    bus: str
+    vendor: int
+    device: int
+    revision: int | None
+    pci_class: int
+    driver: str | None
 
 
 def hex_value(text: str | None) -> int | None:

@@ -21,6 +21,7 @@ device, a repeated device is skipped, and an empty list selects every device.
 
 from __future__ import annotations
 
+from ..._value import Record
 from .device import Device
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
@@ -95,19 +96,16 @@ def _mig_instance(gpus: Sequence[Device], token: str) -> Device | None:
     return None
 
 
-class Visible:
+class Visible(Record):
     """What a process enumerates: its devices, the whole GPUs chosen, and why they are not known.
 
     ``unknown_reason`` says why the devices chosen cannot be named (an index whose GPU the
     runtime's order does not tell), or is ``None``.
     """
 
-    __slots__ = ("devices", "gpus", "unknown_reason")
-
-    def __init__(self, devices: list[Device], gpus: list[Device], unknown_reason: str | None = None) -> None:
-        self.devices = devices
-        self.gpus = gpus
-        self.unknown_reason = unknown_reason
+    devices: list[Device]
+    gpus: list[Device]
+    unknown_reason: str | None = None
 
 
 def _pick(devices: Sequence[Device], picked: Sequence[Device | None]) -> list[Device]:

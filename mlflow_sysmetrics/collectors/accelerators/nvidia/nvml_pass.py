@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 
-from .... import tags as T
+from ...._value import cuda_version
 from ..device import Device, Inventory
 from ._nvml import (
     NVML_ERROR_INVALID_ARGUMENT,
@@ -132,7 +132,7 @@ def inventory(defer: Callable[[Callable[[], object]], None] | None = None) -> In
         cuda = ctypes.c_int()
         cuda_driver = None
         if _optional(lib, "nvmlSystemGetCudaDriverVersion_v2", ctypes.byref(cuda)):
-            cuda_driver = T.cuda_version(cuda.value)
+            cuda_driver = cuda_version(cuda.value)
         count = ctypes.c_uint()
         _check(lib, "nvmlDeviceGetCount_v2", lib.nvmlDeviceGetCount_v2(ctypes.byref(count)))
         devices: list[Device] = []

@@ -1,4 +1,4 @@
-"""The engine behind :func:`collect`: run the collectors, isolate failures, keep the deadline.
+"""The collection behind :func:`collect`: run the collectors, isolate failures, keep the deadline.
 
 Facts that cannot change while the process lives are gathered the first time they are
 needed, by two kinds of worker thread: one reads local files, collector after collector
@@ -25,6 +25,7 @@ from . import settings as _settings
 from . import tags as _tags
 from ._context import Collector, Context
 from ._files import Root
+from ._value import Record, clip
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -103,23 +104,22 @@ class _Outcome:
         self.reports: list[CollectorReport] = []
 
 
-class CollectorReport:
+class CollectorReport(Record):
     """How one collector fared in one collection (for the snapshot)."""
 
-    __slots__ = ("cached", "details", "errors", "name", "seconds")
-
-    def __init__(
-        self, name: str, seconds: float | None, cached: bool, errors: list[str], details: dict[str, Any]
-    ) -> None:
-        self.name = name
-        self.seconds = seconds
-        self.cached = cached
-        self.errors = errors
-        self.details = details
+    name: str
+    seconds: float | None
+    cached: bool
+    errors: list[str]
+    details: dict[str, Any]
 
 
 class Report:
-    """A collection's tags and how each collector fared."""
+    """A collection's tags and how each collector fared.
+
+    Written out with slots rather than a :class:`Record`: one is made on every call of
+    :func:`collect`, warm ones included, where a record's constructor would cost more.
+    """
 
     __slots__ = ("collectors", "seconds", "settings", "tags")
 
@@ -146,9 +146,9 @@ def collect() -> dict[str, str]:
     """
     try:
         return run_collection(reports=False).tags
-    except Exception as exc:  # pragma: no cover - the engine's own last line of defence
+    except Exception as exc:  # pragma: no cover - the collection's own last line of defence
         _log.logger().debug("collection failed", exc_info=True)
-        return {_tags.ERROR: _tags.clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
+        return {_tags.ERROR: clip(f"sysmetrics: {type(exc).__name__}: {exc}", _tags.MAX_ERROR_LENGTH)}
 
 
 def snapshot() -> dict[str, Any]:
@@ -235,7 +235,7 @@ def run_collection(settings: _settings.Settings | None = None, *, reports: bool 
     result = dict(facts.tags)  # filtered once, when gathered
     result.update((key, value) for key, value in outcome.tags.items() if keeps(key, settings))
     if outcome.errors and keeps(_tags.ERROR, settings):
-        result[_tags.ERROR] = _tags.clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
+        result[_tags.ERROR] = clip("; ".join(outcome.errors), _tags.MAX_ERROR_LENGTH)
     return Report(result, outcome.reports, time.monotonic() - started, settings)
 
 

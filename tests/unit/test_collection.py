@@ -1,4 +1,4 @@
-"""The engine: caching, the deadline, failure isolation, include/exclude, limits, fork."""
+"""The collection: caching, the deadline, failure isolation, include/exclude, limits, fork."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_sysmetrics import _engine, collect, snapshot
+from mlflow_sysmetrics import _collection, collect, snapshot
 from mlflow_sysmetrics import tags as T
+from mlflow_sysmetrics._value import gb
 from tests.conftest import FakeCommands, Replay, fixture_root, nvidia_smi_stand_in, release_helpers
 
 
@@ -53,7 +54,7 @@ def test_disk_is_read_on_every_call(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     before = collect()["sys.disk_total_gb"]
     monkeypatch.chdir(other)
     after = collect()["sys.disk_total_gb"]
-    assert (before, after) == (T.gb(shutil.disk_usage(tmp_path).total), T.gb(shutil.disk_usage(other).total))
+    assert (before, after) == (gb(shutil.disk_usage(tmp_path).total), gb(shutil.disk_usage(other).total))
     assert before != after
 
 
@@ -171,7 +172,7 @@ def test_a_value_that_cannot_be_true_is_left_out_and_named(
     tags = collect()
     assert "sys.os" not in tags
     assert (
-        "os: ValueError: sys.os cannot be true (it is 20000 characters long); left out"
+        "system: ValueError: sys.os cannot be true (it is 20000 characters long); left out"
         in tags["sysmetrics.error"]
     )
     assert len(tags["sysmetrics.error"]) <= T.MAX_ERROR_LENGTH
@@ -189,7 +190,7 @@ def test_a_corrupt_cpu_model_is_left_out(tmp_path: Path, monkeypatch: pytest.Mon
     assert "cpu: ValueError: /proc/cpuinfo names a CPU model that cannot be true" in tags["sysmetrics.error"]
     assert tags["sys.cpu_cores"] == "1"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel\x1b[31m Xeon\n")
-    _engine.clear_cache()
+    _collection.clear_cache()
     tags = collect()
     assert "sys.cpu" not in tags
     assert "control characters" in tags["sysmetrics.error"]
