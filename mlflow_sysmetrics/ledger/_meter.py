@@ -178,7 +178,7 @@ class Guard:
     last reading to report.
     """
 
-    __slots__ = ("_lock", "_meters", "_stop", "period")
+    __slots__ = ("_done", "_lock", "_meters", "_stop", "period")
 
     #: Never more often than this: a counter that wraps quicker cannot be followed by reading
     #: it (its readings then say that they were too far apart).
@@ -188,6 +188,7 @@ class Guard:
         self._meters = [m for m in meters if m.wrap_seconds]
         self._lock = lock
         self._stop = threading.Event()
+        self._done = threading.Event()
         shortest = min(m.wrap_seconds or 0.0 for m in self._meters) / 2 if self._meters else 0.0
         self.period = max(shortest, self.SHORTEST_PERIOD)
 
@@ -195,20 +196,28 @@ class Guard:
         """Start reading in a daemon thread; False when there is nothing to guard (or no thread to be had)."""
         if not self._meters:
             return False
-        return _state.start_thread(self._run, "ledger-guard")
+        started = _state.start_thread(self._run, "ledger-guard")
+        if not started:
+            self._done.set()
+        return started
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            for meter in self._meters:
-                try:
-                    with self._lock:
-                        meter.read()
-                except Exception:  # the span's last reading reports what fails
-                    _log.logger().debug("the ledger's guard could not read %s", meter.name, exc_info=True)
+        try:
+            while not self._stop.wait(self.period):
+                for meter in self._meters:
+                    try:
+                        with self._lock:
+                            meter.read()
+                    except Exception:  # the span's last reading reports what fails
+                        _log.logger().debug("the ledger's guard could not read %s", meter.name, exc_info=True)
+        finally:
+            self._done.set()
 
     def stop(self) -> None:
-        """Stop reading (the thread ends within one period's wait)."""
+        """Stop reading; a thread that was started has ended when this returns (or a second has passed)."""
         self._stop.set()
+        if self._meters:
+            self._done.wait(1.0)
 
 
 #: The most of a group's ``cgroup.procs`` read: a group whose list is longer (about 600
