@@ -225,3 +225,10 @@ def test_amdsmi_library_when_installed(tmp_path, monkeypatch: pytest.MonkeyPatch
     assert inventory.driver == "6.8.5"
     assert inventory.devices[0].uuid == "GPU-d75e3bf1a4b1d8f7"
     assert amdsmi.calls == ["init", "shut_down"]
+
+
+def test_amd_power_cap_and_link_from_sysfs(replay: Replay) -> None:
+    """The hwmon power1_cap of amdgpu (microwatts) and the PCI link attributes."""
+    replay("amd-mi300x", commands=False)
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("750", "PCIe Gen5 x16")

@@ -87,3 +87,10 @@ def test_kind_rule(
 ) -> None:
     """The one rule: software stacks, then the driver's own kinds, then node_type, then the link layer."""
     assert kind == network.kind(node_type, driver, link_layer, description)
+
+
+def test_no_rdma_no_network_tag(replay: Replay) -> None:
+    """Without RDMA devices there is no sys.network at all."""
+    replay("h100-vm")
+    assert "sys.network" not in collect()
+    assert network.describe([]) is None

@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 NVML_SPECS = FIXTURES / "nvml"
 
 
+def _python(code: str, **env: str) -> Any:
+    """What ``code`` printed last, as JSON, in a fresh interpreter given ``env``."""
+    return fresh_python(code, env=env).value
+
+
 def test_driver_version_from_both_kernel_module_kinds() -> None:
     """The proprietary and the open kernel module write their version line differently."""
     proprietary = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024"
@@ -391,3 +396,56 @@ def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -
     assert float(tags["elapsed"]) < 10  # the deadline, not the 20 s NVML's init hangs
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     assert "sys.cpu" in tags
+
+
+def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
+    """The captured H100: enforced power limit 700 W, PCIe Gen5 x16 (its nvidia-smi -q -x)."""
+    replay("h100-vm")
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == ("700", "PCIe Gen5 x16")
+    (gpu,) = snapshot()["gpus"]
+    assert (gpu["power_limit_w"], gpu["pcie_generation"], gpu["pcie_width"]) == (700.0, 5, 16)
+
+
+def test_ecc_mode_from_both_nvidia_sources(replay: Replay, fake_nvml: Path, tmp_path: Path) -> None:
+    """ECC on: the captured H100's nvidia-smi (`current_ecc` Enabled) and a DGX through NVML."""
+    replay("h100-vm")
+    assert collect()["sys.gpu_ecc"] == "on"
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
+    assert tags["sys.gpu_ecc"] == "on"
+    spec.write_text((NVML_SPECS / "h100.txt").read_text())  # a GPU that answers NOT_SUPPORTED
+    assert "sys.gpu_ecc" not in _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
+
+
+def test_the_enforced_power_limit_not_the_software_one(replay: Replay) -> None:
+    """An HGX H100 whose BMC caps each GPU at 500 W while software still asks 700 W.
+
+    nvidia-smi --help-query-gpu: power.limit is "the software power limit";
+    enforced.power.limit is "the minimum of various power limiters", as NVML's enforced
+    limit is. No NVML here (the nvidia-smi path).
+    """
+    replay("hgx-h100-bmc-capped")
+    tags = collect()
+    assert (
+        tags["sys.gpu_count"],
+        tags["sys.gpu_power_limit_w"],
+        tags["sys.gpu_link"],
+    ) == ("8", "500", "PCIe Gen5 x16")
+
+
+def test_nvml_power_pcie_and_nvlink(fake_nvml: Path, tmp_path: Path) -> None:
+    """A DGX H100 through NVML: 700 W enforced, PCIe Gen5 x16, all 18 NVLink links of each GPU active."""
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(
+        "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
+        LD_LIBRARY_PATH=str(fake_nvml),
+        FAKE_NVML_SPEC=str(spec),
+    )
+    assert (tags["sys.gpu_count"], tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == (
+        "8",
+        "700",
+        "PCIe Gen5 x16, NVLink 18 links",
+    )
