@@ -8,7 +8,7 @@ import pytest
 
 from mlflow_sysmetrics import collect
 from mlflow_sysmetrics.collectors import container
-from tests.conftest import fixture_root
+from tests.conftest import documented, fixture_root
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -47,8 +47,9 @@ def test_container_oci_names_no_manager(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(fixture_root("ecs-fargate")))
     monkeypatch.setenv("container", "oci")
     tags = collect()
-    assert tags["sys.container"] == "ecs"
-    assert tags["sys.memory_limit_gb"] == "4.29"
+    assert (tags["sys.container"], tags["sys.memory_limit_gb"]) == documented(
+        "ecs-fargate", "sys.container", "sys.memory_limit_gb"
+    )
 
 
 def test_container_oci_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

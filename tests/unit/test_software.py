@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlflow_sysmetrics.collectors import software
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, expected
 from tests.fresh import bare_python, fresh_python
 
 
@@ -134,12 +134,7 @@ def test_torch_bundling_its_cudnn_beside_jax_wheels() -> None:
     cannot be known without loading it, and JAX's nvidia-cudnn-cu12 9.11.0 and
     nvidia-nccl-cu12 2.27.5 (mapped in the process too) are not what it uses.
     """
-    assert _frameworks_on("torch-bundled-cudnn") == {
-        "sys.frameworks": "torch 2.9.1+cu128",
-        "sys.cuda_runtime": "12.8",
-        "sys.cudnn": None,
-        "sys.nccl": None,
-    }
+    assert _frameworks_on("torch-bundled-cudnn") == expected("torch-bundled-cudnn")
 
 
 def test_torch_of_an_ngc_container_uses_the_system_libraries() -> None:
@@ -147,22 +142,12 @@ def test_torch_of_an_ngc_container_uses_the_system_libraries() -> None:
 
     /proc/self/maps names those libraries by their full file names.
     """
-    assert _frameworks_on("ngc-pytorch") == {
-        "sys.frameworks": "torch 2.6.0a0+ecf3bae40a.nv25.01",
-        "sys.cuda_runtime": "12.8",
-        "sys.cudnn": "9.7.0",
-        "sys.nccl": "2.25.1",
-    }
+    assert _frameworks_on("ngc-pytorch") == expected("ngc-pytorch")
 
 
 def test_tensorflow_with_its_cuda_wheels_has_the_full_cudnn_version() -> None:
     """tensorflow[and-cuda] 2.18 requires nvidia-cudnn-cu12==9.3.0.75; its build info says only 9."""
-    assert _frameworks_on("tensorflow-and-cuda") == {
-        "sys.frameworks": "tensorflow 2.18.0",
-        "sys.cuda_runtime": "12.5.1",
-        "sys.cudnn": "9.3.0",
-        "sys.nccl": None,
-    }
+    assert _frameworks_on("tensorflow-and-cuda") == expected("tensorflow-and-cuda")
 
 
 @pytest.mark.parametrize("version", [12080, "12.8"])
