@@ -85,6 +85,19 @@ def no_litter_in_the_repository() -> Iterator[None]:
         )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def torch_caches_in_the_test_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PyTorch's inductor cache goes to a folder of this run, not the system's temporary folder.
+
+    Its default is ``torchinductor_<user>`` there, made when Lightning or Transformers is
+    imported; the variable reaches this process and every process it starts (torchrun's
+    workers, the framework recipes).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
+        yield
+
+
 def fixture_root(name: str) -> Path:
     """The replayed machine ``name`` under ``tests/fixtures``."""
     path = FIXTURES / name

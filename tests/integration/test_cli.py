@@ -241,7 +241,7 @@ def test_log_the_same_machine_again_writes_nothing(local_store: str) -> None:
     assert "already carries this machine's system tags; nothing written" in again.output
 
 
-def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str) -> None:
+def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str, tmp_path: Path) -> None:
     """--snapshot on a run already tagged from this machine: the snapshot is written, and said."""
     client = mlflow.MlflowClient()
     run_id = _new_run()
@@ -255,7 +255,9 @@ def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str) -> None:
         "Logged the snapshot sysmetrics/system.json to the run's artifacts.",
     ]
     assert [a.path for a in client.list_artifacts(run_id, "sysmetrics")] == ["sysmetrics/system.json"]
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sysmetrics/system.json")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="sysmetrics/system.json", dst_path=str(tmp_path)
+    )
     with open(path) as handle:
         assert json.load(handle)["schema"] == 1
     fresh = _new_run()

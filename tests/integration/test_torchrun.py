@@ -48,6 +48,8 @@ def test_two_nodes_two_processes_each(tracking: Proxy, tmp_path: Path) -> None:
     port = free_port()
     roots = {0: fixture_root("h100-vm"), 1: fixture_root("cgroup-v2-nested")}
     agents = []
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     for node, root in roots.items():
         env = dict(
             os.environ,
@@ -55,6 +57,7 @@ def test_two_nodes_two_processes_each(tracking: Proxy, tmp_path: Path) -> None:
             MLFLOW_SYSMETRICS_ROOT=str(root),
             PYTHONPATH=str(REPO),
             OMP_NUM_THREADS="1",
+            TMPDIR=str(scratch),  # torchelastic's log folders (torchelastic_*), the workers' temporary files
         )
         env.pop("MLFLOW_RUN_CONTEXT_PROVIDER", None)
         command = [
