@@ -5,6 +5,7 @@ Nothing here imports MLflow: the unit tests must run where MLflow is not install
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -84,11 +85,63 @@ def no_litter_in_the_repository() -> Iterator[None]:
         )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def torch_caches_in_the_test_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """PyTorch's inductor cache goes to a folder of this run, not the system's temporary folder.
+
+    Its default is ``torchinductor_<user>`` there, made when Lightning or Transformers is
+    imported; the variable reaches this process and every process it starts (torchrun's
+    workers, the framework recipes).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
+        yield
+
+
 def fixture_root(name: str) -> Path:
     """The replayed machine ``name`` under ``tests/fixtures``."""
     path = FIXTURES / name
     assert path.is_dir(), f"no fixture tree {name}"
     return path
+
+
+def expected(machine: str) -> dict[str, str | None]:
+    """The tags the replayed machine ``machine`` yields, from its ``expected.json``.
+
+    Written from the machine's README and the documents it names, never from running the
+    package; ``None`` for a tag the README says the machine has not.
+    """
+    document = json.loads((fixture_root(machine) / "expected.json").read_text())
+    tags: dict[str, str | None] = document["tags"]
+    return tags
+
+
+def documented(machine: str, *keys: str) -> tuple[str | None, ...]:
+    """The values of ``keys`` in ``machine``'s expected tags, in that order (for a tuple to compare)."""
+    tags = expected(machine)
+    return tuple(tags[key] for key in keys)
+
+
+def replayed_machines() -> list[str]:
+    """The machines a plain replay checks: those whose ``expected.json`` names tags.
+
+    A framework machine (a ``site-packages`` or ``dist-packages`` folder under ``usr``) is
+    left out: its tags need its packages imported (``tests/unit/test_software.py``).
+    """
+    return sorted(
+        path.name
+        for path in FIXTURES.iterdir()
+        if (path / "expected.json").is_file()
+        and expected(path.name)
+        and not any(path.glob("usr/**/*-packages"))
+    )
+
+
+def machine_environment(machine: str) -> dict[str, str]:
+    """The variables ``machine``'s README says its process had (its ``expected.json``'s ``environment``)."""
+    document = json.loads((fixture_root(machine) / "expected.json").read_text())
+    environment: dict[str, str] = document.get("environment", {})
+    return environment
 
 
 def _mlflow_variables() -> dict[str, str]:

@@ -67,3 +67,11 @@ def fresh_python(
     lines = out.stdout.strip().splitlines()
     value = json.loads(lines[-1]) if lines else None
     return Ran(value, out.stdout, out.stderr)
+
+
+def bare_python(code: str, **env: str) -> Any:
+    """Run ``code`` in ``python -S`` (no site-packages, no MLflow) with only the repository on the path.
+
+    What a GPU node with nothing but the package installed runs; the value of its last line, as JSON.
+    """
+    return fresh_python(code, "-S", env=env, scrub=("MLFLOW_", "PYTHON"), timeout=60).value

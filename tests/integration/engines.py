@@ -15,7 +15,6 @@ from tests.fresh import fresh_python
 def engine_marks(engine: str) -> list[pytest.MarkDecorator]:
     """An engine test module's marks: kept on one xdist worker (its cluster starts once), cut off at 15 min."""
     return [
-        pytest.mark.integration,
         pytest.mark.needs_engines,
         pytest.mark.timeout(900),
         pytest.mark.xdist_group(engine),

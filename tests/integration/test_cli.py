@@ -19,8 +19,12 @@ from click.testing import CliRunner
 from mlflow_sysmetrics import _collection, log_sysmetrics, sysmetrics_run
 from mlflow_sysmetrics import tags as T
 from mlflow_sysmetrics.cli import _store, main
-from tests.conftest import fixture_root
+from tests.conftest import expected, fixture_root
 from tests.integration.conftest import REPO, Proxy, free_port, script_path
+
+#: The two replayed machines the commands are tried on, as their READMEs give them.
+H100 = expected("h100-vm")
+NESTED = expected("cgroup-v2-nested")
 
 
 @pytest.fixture(params=["local", "server"])
@@ -104,7 +108,7 @@ def test_diff_lists_only_what_differs(local_store: str, monkeypatch: pytest.Monk
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert any(
-        line.startswith("sys.cpu ") and "Intel(R) Xeon(R) Processor" in line and "AMD EPYC 7R13" in line
+        line.startswith("sys.cpu ") and H100["sys.cpu"] in line and NESTED["sys.cpu"] in line
         for line in lines
     )
     assert not any(line.startswith(("sys.python", "sys.disk_free_gb")) for line in lines)
@@ -162,7 +166,7 @@ def test_show_a_multi_node_run(local_store: str, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 0
     table = result.output.split("\nNodes\n", 1)[1].splitlines()
     assert table[0].split()[:3] == ["node", "cpu", "cores"]
-    assert table[1].startswith("0     Intel(R) Xeon(R) Processor  16")
+    assert table[1].startswith(f"0     {H100['sys.cpu']}  {H100['sys.cpu_cores']}")
     assert table[2].split()[:5] == ["1", "AMD", "EPYC", "7R13", "Processor"]
     assert "8.59" in table[2]  # node 1's memory limit, not its machine's memory
     assert table[3] == "(2 nodes: nodes differ)"
@@ -237,7 +241,7 @@ def test_log_the_same_machine_again_writes_nothing(local_store: str) -> None:
     assert "already carries this machine's system tags; nothing written" in again.output
 
 
-def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str) -> None:
+def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str, tmp_path: Path) -> None:
     """--snapshot on a run already tagged from this machine: the snapshot is written, and said."""
     client = mlflow.MlflowClient()
     run_id = _new_run()
@@ -251,7 +255,9 @@ def test_log_snapshot_on_a_run_that_has_the_tags(local_store: str) -> None:
         "Logged the snapshot sysmetrics/system.json to the run's artifacts.",
     ]
     assert [a.path for a in client.list_artifacts(run_id, "sysmetrics")] == ["sysmetrics/system.json"]
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="sysmetrics/system.json")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="sysmetrics/system.json", dst_path=str(tmp_path)
+    )
     with open(path) as handle:
         assert json.load(handle)["schema"] == 1
     fresh = _new_run()
@@ -273,8 +279,8 @@ def test_summary_of_two_machines(local_store: str, monkeypatch: pytest.MonkeyPat
     client.set_terminated(client.create_run(experiment_id).info.run_id)
     data = json.loads(invoke("summary", "--experiment", "two-machines", "--json").output)
     rows = {(r["cpu"], r["gpu"]): r for r in data["kinds"]}
-    assert rows[("Intel(R) Xeon(R) Processor", "NVIDIA H100 80GB HBM3")]["runs"] == 3
-    assert rows[("AMD EPYC 7R13 Processor", "None")]["runs"] == 2
+    assert rows[(H100["sys.cpu"], H100["sys.gpu"])]["runs"] == 3
+    assert rows[(NESTED["sys.cpu"], "None")]["runs"] == 2
     assert rows[(None, None)] | {"median_duration_s": None} == {
         **{k: None for k in rows[(None, None)] if k not in ("tagged", "runs", "median_duration_s")},
         "tagged": False,

@@ -21,13 +21,13 @@ import mlflow
 import pytest
 
 from mlflow_sysmetrics import collect
-from tests.conftest import fixture_root
+from tests.conftest import expected, fixture_root
 from tests.integration.conftest import REPO, Proxy, copy_store, script_path
 from tests.pages import DOCS, Snippet, columns, output_sample, snippets
 
 SNIPPETS = snippets("python", "bash")
 SYSTEM_KEYS = {"sys.cpu", "sys.cpu_cores", "sys.memory_gb", "sys.gpu", "sys.os"}
-H100 = "NVIDIA H100 80GB HBM3"
+H100 = expected("h100-vm")["sys.gpu"]
 #: Tags a run for each replayed machine named, as a run made there (one fresh process for all).
 TAG_RUNS = (
     "import os, sys\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.conftest import FakeCommands, fixture_root, nvidia_smi_stand_in, without_free_space
+from tests.conftest import FakeCommands, expected, fixture_root, nvidia_smi_stand_in, without_free_space
 from tests.fresh import fresh_python
 from tests.integration.conftest import Server
 
@@ -105,7 +105,7 @@ report(started=started, tags=tags, opened=seen, children=len(psutil.Process().ch
     assert result["opened"] == []  # the first run read nothing: the facts were waiting
     tags = result["tags"]
     assert isinstance(tags, dict)
-    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
+    assert tags["sys.gpu"] == expected("h100-vm")["sys.gpu"]
     assert "sysmetrics.error" not in tags
     first = log.read_text().splitlines()
     assert first
@@ -138,7 +138,7 @@ report(tags={k: v for k, v in tags.items() if k.startswith(("sys.", "sysmetrics.
     assert sorted(with_prefetch) == sorted(without)  # the same questions, each once
     assert "sys.disk_free_gb" in gathered["tags"]  # type: ignore[operator]
     assert without_free_space(gathered["tags"]) == without_free_space(plain["tags"])  # type: ignore[arg-type]
-    assert gathered["tags"]["sys.gpu"] == "NVIDIA H100 80GB HBM3"  # type: ignore[index]
+    assert gathered["tags"]["sys.gpu"] == expected("h100-vm")["sys.gpu"]  # type: ignore[index]
 
 
 def test_a_fork_while_gathering_redoes_the_work_in_the_child(
@@ -172,7 +172,7 @@ report(child=child, parent=collect())
     child, parent = result["child"], result["parent"]
     assert isinstance(child, dict)
     assert isinstance(parent, dict)
-    assert child["sys.gpu"] == parent["sys.gpu"] == "NVIDIA H100 80GB HBM3"
+    assert child["sys.gpu"] == parent["sys.gpu"] == expected("h100-vm")["sys.gpu"]
     lasting = {k: v for k, v in parent.items() if "disk" not in k}
     assert {k: child.get(k) for k in lasting} == lasting
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,46 +45,57 @@ class Nodes:
 
 
 @pytest.fixture(scope="module")
-def ray_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
+def ray_nodes() -> Iterator[Nodes]:
     """Two Ray nodes of one CPU each, one module's worth, shut down after (no process left)."""
     ray = require("ray")
     from ray.cluster_utils import Cluster
 
     roots = [str(fixture_root(machine)) for machine in NODE_MACHINES]
     quiet = {"RAY_DEDUP_LOGS": "0", "OMP_NUM_THREADS": "1", **DEADLINE}
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "include_dashboard": False,
-            "env_vars": {"MLFLOW_SYSMETRICS_ROOT": roots[0], **quiet},
-        },
-    )
+    # Ray keeps every node's session folder, and the address of the last cluster, in
+    # $RAY_TMPDIR/ray (by default /tmp/ray) and leaves them there: here that is a folder made
+    # for this cluster in the system's temporary folder, removed after. Not under pytest's
+    # folder: Ray's sockets live in it, and a socket's path may not pass 107 bytes.
+    sessions = tempfile.mkdtemp(prefix="ray-")
+    os.mkdir(os.path.join(sessions, "ray"))
     try:
-        cluster.add_node(
-            num_cpus=1,
-            node_ip_address=SECOND_NODE_IP,
-            env_vars={"MLFLOW_SYSMETRICS_ROOT": roots[1], **quiet},
-        )
-        cluster.wait_for_nodes()
-        # The workers import the tests' user code (tests/integration/scripts) by name.
-        ray.init(
-            address=cluster.address,
-            include_dashboard=False,
-            logging_level="ERROR",
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
-        )
-        addresses = sorted(
-            (node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]),
-            key=lambda address: address == SECOND_NODE_IP,
-        )
-        assert len(addresses) == 2, addresses
-        assert addresses[1] == SECOND_NODE_IP, addresses
-        yield Nodes(dict(zip(addresses, NODE_MACHINES, strict=True)))
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAY_TMPDIR", sessions)
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": 1,
+                    "include_dashboard": False,
+                    "env_vars": {"MLFLOW_SYSMETRICS_ROOT": roots[0], **quiet},
+                },
+            )
+            try:
+                cluster.add_node(
+                    num_cpus=1,
+                    node_ip_address=SECOND_NODE_IP,
+                    env_vars={"MLFLOW_SYSMETRICS_ROOT": roots[1], **quiet},
+                )
+                cluster.wait_for_nodes()
+                # The workers import the tests' user code (tests/integration/scripts) by name.
+                ray.init(
+                    address=cluster.address,
+                    include_dashboard=False,
+                    logging_level="ERROR",
+                    log_to_driver=False,
+                    runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+                )
+                addresses = sorted(
+                    (node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]),
+                    key=lambda address: address == SECOND_NODE_IP,
+                )
+                assert len(addresses) == 2, addresses
+                assert addresses[1] == SECOND_NODE_IP, addresses
+                yield Nodes(dict(zip(addresses, NODE_MACHINES, strict=True)))
+            finally:
+                ray.shutdown()
+                cluster.shutdown()
     finally:
-        ray.shutdown()
-        cluster.shutdown()
+        shutil.rmtree(sessions, ignore_errors=True)
 
 
 @pytest.fixture

@@ -374,11 +374,13 @@ def test_sysmetrics_run_sends_tags_in_the_create_request(
     _assert_tagged(run.info.run_id)
 
 
-def test_snapshot_artifact(store: Any) -> None:
+def test_snapshot_artifact(store: Any, tmp_path: Path) -> None:
     """snapshot=True logs sysmetrics/system.json with the schema and every collector."""
     with sysmetrics_run(snapshot=True) as run:
         pass
-    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="sysmetrics/system.json")
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="sysmetrics/system.json", dst_path=str(tmp_path)
+    )
     with open(path) as handle:
         document = json.load(handle)
     assert document["schema"] == 1

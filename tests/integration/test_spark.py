@@ -76,6 +76,10 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SPARK_HOME", str(home))
         env.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+        # The JVM and the executors it starts keep this: TorchDistributor's torchrun writes its
+        # log folders (torchelastic_*) there, not in the system's temporary folder.
+        (folder / "tmp").mkdir()
+        env.setenv("TMPDIR", str(folder / "tmp"))
         env.setenv("PYSPARK_PYTHON", str(_executor_python(folder)))
         env.delenv("PYSPARK_DRIVER_PYTHON", raising=False)
         env.delenv("MLFLOW_SYSMETRICS_ROOT", raising=False)

@@ -9,16 +9,16 @@ import pytest
 
 from mlflow_sysmetrics import collect, snapshot
 from mlflow_sysmetrics.collectors.accelerators import amd
-from tests.conftest import FakeCommands, Replay, fixture_root
+from tests.conftest import FakeCommands, Replay, documented, expected, fixture_root
 
 
 def test_instinct_cards_from_sysfs_alone(replay: Replay) -> None:
     """Two MI250 dies: named from the PCI id, sized from mem_info_vram_total; the BMC's VGA is not counted."""
     replay("amd-mi250")
     tags = collect()
-    assert tags["sys.gpu"] == "AMD Instinct MI250X / MI250"
-    assert tags["sys.gpu_count"] == "2"
-    assert tags["sys.gpu_memory_gb"] == "68.7"
+    assert (tags["sys.gpu"], tags["sys.gpu_count"], tags["sys.gpu_memory_gb"]) == documented(
+        "amd-mi250", "sys.gpu", "sys.gpu_count", "sys.gpu_memory_gb"
+    )
     assert tags["sys.gpu_driver"] == "6.7.0"
     assert "sysmetrics.error" not in tags
 
@@ -27,10 +27,8 @@ def test_processing_accelerators_are_gpus(replay: Replay) -> None:
     """MI300X announces itself as PCI class 0x12 (processing accelerator), not 0x03: still counted."""
     replay("amd-mi300x", commands=False)
     tags = collect()
-    assert (tags["sys.gpu"], tags["sys.gpu_count"], tags["sys.gpu_memory_gb"]) == (
-        "AMD Instinct MI300X",
-        "2",
-        "206.16",
+    assert (tags["sys.gpu"], tags["sys.gpu_count"], tags["sys.gpu_memory_gb"]) == documented(
+        "amd-mi300x", "sys.gpu", "sys.gpu_count", "sys.gpu_memory_gb"
     )
     assert tags["sys.gpu_driver"] == "6.10.5"
     assert [g["uuid"] for g in snapshot()["gpus"]] == ["GPU-d75e3bf1a4b1d8f7", "GPU-3b1c6a92e0f4d215"]
@@ -101,7 +99,9 @@ def test_cuda_visible_devices_never_makes_an_igpu_count(
     replay("workstation-h100-apu")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     tags = collect()
-    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 PCIe", "1")
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == documented(
+        "workstation-h100-apu", "sys.gpu", "sys.gpu_count"
+    )
 
 
 def test_compute_partitions_are_the_devices_hip_enumerates(
@@ -119,7 +119,7 @@ def test_compute_partitions_are_the_devices_hip_enumerates(
         tags["sys.gpu"],
         tags["sys.gpu_count"],
         tags["sys.gpu_memory_gb"],
-    ) == ("AMD Instinct MI300X", "8", "51.54")
+    ) == documented("amd-mi300x-cpx", "sys.gpu", "sys.gpu_count", "sys.gpu_memory_gb")
     notes = snapshot()["gpu_sources"][0]["notes"]
     assert notes == ["0000:11:00.0: compute partition mode CPX, memory partition mode NPS4: 8 devices"]
     monkeypatch.setenv("HIP_VISIBLE_DEVICES", "0,1")  # indexes count partitions, as HIP's do
@@ -136,7 +136,7 @@ def test_hip_visible_devices(replay: Replay, monkeypatch: pytest.MonkeyPatch) ->
 def test_a_shared_pci_id_is_named_by_its_revision(replay: Replay) -> None:
     """1002:66a1 is a Radeon Pro VII or an Instinct MI50; amdgpu.ids tells them apart by revision."""
     replay("amd-radeon-pro-vii", commands=False)
-    assert collect()["sys.gpu"] == "AMD Radeon Pro VII"
+    assert collect()["sys.gpu"] == expected("amd-radeon-pro-vii")["sys.gpu"]
 
 
 def _with_revision(tmp_path: Path, revision: str) -> Path:
@@ -167,7 +167,7 @@ def test_a_gpu_held_for_a_virtual_machine_is_not_counted(replay: Replay) -> None
     """Two MI210s, one bound to vfio-pci: the host can use one; the other is named in the snapshot."""
     replay("amd-vfio-host")
     tags = collect()
-    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("AMD Instinct MI210", "1")
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == documented("amd-vfio-host", "sys.gpu", "sys.gpu_count")
     assert snapshot()["gpu_sources"][0]["notes"] == [
         "0000:83:00.0 is bound to vfio-pci (held for a virtual machine)"
     ]
@@ -177,7 +177,9 @@ def test_integrated_graphics_beside_an_h100(replay: Replay, monkeypatch: pytest.
     """A Ryzen's own graphics (1002:164e) is no training accelerator: one GPU, the H100."""
     replay("workstation-h100-apu")
     tags = collect()
-    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 PCIe", "1")
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == documented(
+        "workstation-h100-apu", "sys.gpu", "sys.gpu_count"
+    )
     assert tags["sys.gpu_driver"] == "580.95.05"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     assert collect()["sys.gpu_count"] == "1"
@@ -225,3 +227,12 @@ def test_amdsmi_library_when_installed(tmp_path, monkeypatch: pytest.MonkeyPatch
     assert inventory.driver == "6.8.5"
     assert inventory.devices[0].uuid == "GPU-d75e3bf1a4b1d8f7"
     assert amdsmi.calls == ["init", "shut_down"]
+
+
+def test_amd_power_cap_and_link_from_sysfs(replay: Replay) -> None:
+    """The hwmon power1_cap of amdgpu (microwatts) and the PCI link attributes."""
+    replay("amd-mi300x", commands=False)
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == documented(
+        "amd-mi300x", "sys.gpu_power_limit_w", "sys.gpu_link"
+    )

@@ -11,11 +11,19 @@ import pytest
 
 from mlflow_sysmetrics import collect, snapshot
 from mlflow_sysmetrics.collectors.accelerators.nvidia import fallback
-from tests.conftest import FIXTURES, FakeCommands, Replay, fixture_root
+from tests.conftest import FIXTURES, FakeCommands, Replay, expected, fixture_root
 from tests.fresh import fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 NVML_SPECS = FIXTURES / "nvml"
+#: The captured H100 VM's and the DGX's tags, as their READMEs give them.
+H100 = expected("h100-vm")
+DGX = expected("dgx-h100-8x")
+
+
+def _python(code: str, **env: str) -> Any:
+    """What ``code`` printed last, as JSON, in a fresh interpreter given ``env``."""
+    return fresh_python(code, env=env).value
 
 
 def test_driver_version_from_both_kernel_module_kinds() -> None:
@@ -36,9 +44,9 @@ def test_query_csv_of_the_captured_h100() -> None:
     """
     (recording,) = (fixture_root("h100-vm") / "commands").glob("nvidia-smi--query-gpu=index*")
     devices, driver = fallback.parse_query_csv(recording.read_text())
-    assert driver == "580.159.04"
+    assert driver == H100["sys.gpu_driver"]
     assert [(d.name, d.memory_bytes, d.compute_capability, d.mig_enabled, d.bus_id) for d in devices] == [
-        ("NVIDIA H100 80GB HBM3", 81559 * 1024**2, "9.0", False, "00000000:00:06.0")
+        (H100["sys.gpu"], 81559 * 1024**2, H100["sys.gpu_compute_capability"], False, "00000000:00:06.0")
     ]
     assert devices[0].power_limit_w is None
 
@@ -59,7 +67,7 @@ def test_an_older_driver_is_asked_again_without_the_fields_it_refuses(replay: Re
 def test_cuda_version_from_header() -> None:
     """CUDA's version is only in nvidia-smi's header (no --query-gpu field holds it)."""
     header = (fixture_root("h100-vm") / "commands" / "nvidia-smi.txt").read_text()
-    assert fallback.parse_cuda_version(header) == "13.0"
+    assert fallback.parse_cuda_version(header) == H100["sys.cuda_driver"]
     assert fallback.parse_cuda_version("CUDA Driver Version: 12.8") == "12.8"
 
 
@@ -67,12 +75,12 @@ def test_eight_identical_gpus(replay: Replay) -> None:
     """Eight H100s: one model name, a count of 8, one memory value."""
     replay("dgx-h100-8x")
     tags = collect()
-    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
-    assert tags["sys.gpu_count"] == "8"
-    assert tags["sys.gpu_memory_gb"] == "85.52"
-    assert tags["sys.gpu_driver"] == "550.90.07"
-    assert tags["sys.cuda_driver"] == "12.4"
-    assert tags["sys.gpu_compute_capability"] == "9.0"
+    assert tags["sys.gpu"] == DGX["sys.gpu"]
+    assert tags["sys.gpu_count"] == DGX["sys.gpu_count"] == "8"
+    assert tags["sys.gpu_memory_gb"] == DGX["sys.gpu_memory_gb"]
+    assert tags["sys.gpu_driver"] == DGX["sys.gpu_driver"]
+    assert tags["sys.cuda_driver"] == DGX["sys.cuda_driver"]
+    assert tags["sys.gpu_compute_capability"] == DGX["sys.gpu_compute_capability"]
 
 
 def test_mixed_models_in_first_seen_order(replay: Replay) -> None:
@@ -167,7 +175,7 @@ def test_indexes_on_identical_models_need_no_bus_order(
     replay("dgx-h100-8x")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     tags = collect()
-    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == ("NVIDIA H100 80GB HBM3", "2")
+    assert (tags["sys.gpu"], tags["sys.gpu_count"]) == (DGX["sys.gpu"], "2")
     assert "sysmetrics.error" not in tags
 
 
@@ -247,7 +255,7 @@ def test_nvidia_smi_failing_keeps_the_driver_files_facts(replay: Replay, fake_co
         scripts={"nvidia-smi": "echo 'NVIDIA-SMI has failed because it could not communicate' >&2; exit 9"}
     )
     tags = collect()
-    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
+    assert tags["sys.gpu"] == H100["sys.gpu"]
     assert tags["sysmetrics.error"].startswith(
         "gpu: CommandError: nvidia-smi exited with status 9: NVIDIA-SMI has failed"
     )
@@ -258,9 +266,9 @@ def test_nvidia_smi_garbage(replay: Replay, fake_commands: FakeCommands) -> None
     replay("h100-vm", commands=False)
     fake_commands(scripts={"nvidia-smi": r"printf '\377\376garbage\000\n'"})
     tags = collect()
-    assert tags["sys.gpu"] == "NVIDIA H100 80GB HBM3"
+    assert tags["sys.gpu"] == H100["sys.gpu"]
     assert "gpu: ValueError: nvidia-smi" in tags["sysmetrics.error"]
-    assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
+    assert tags["sys.cpu"] == H100["sys.cpu"]
 
 
 def test_nvidia_smi_megabytes(replay: Replay, fake_commands: FakeCommands) -> None:
@@ -269,7 +277,7 @@ def test_nvidia_smi_megabytes(replay: Replay, fake_commands: FakeCommands) -> No
     fake_commands(scripts={"nvidia-smi": "yes 0123456789012345678901234567890123456789 | head -c 8000000"})
     tags = collect()
     assert "printed more than" in tags["sysmetrics.error"]
-    assert tags["sys.gpu_count"] == "1"
+    assert tags["sys.gpu_count"] == H100["sys.gpu_count"]
 
 
 def test_nvidia_smi_hang_costs_one_deadline(
@@ -284,7 +292,7 @@ def test_nvidia_smi_hang_costs_one_deadline(
     tags = collect()
     first = time.monotonic() - started
     assert first < 10  # cut off near the deadline, not the 30 s the program would take
-    assert tags["sys.cpu"] == "Intel(R) Xeon(R) Processor"
+    assert tags["sys.cpu"] == H100["sys.cpu"]
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     again = collect()  # the collector that missed its deadline is not waited on again
     assert "gpu: TimeoutError" in again["sysmetrics.error"]
@@ -305,16 +313,9 @@ COLLECT = "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))"
 def test_nvml_gives_every_gpu_fact(fake_nvml: Path, tmp_path: Path) -> None:
     """Through NVML (a stand-in library answering as the captured H100's NVML did)."""
     tags = _run_with_nvml(fake_nvml, H100_SPEC, tmp_path, COLLECT)
-    assert {k: tags[k] for k in tags if k.startswith(("sys.gpu", "sys.cuda"))} == {
-        "sys.gpu": "NVIDIA H100 80GB HBM3",
-        "sys.gpu_count": "1",
-        "sys.gpu_memory_gb": "85.52",
-        "sys.gpu_driver": "580.159.04",
-        "sys.cuda_driver": "13.0",
-        "sys.gpu_compute_capability": "9.0",
-        "sys.gpu_power_limit_w": "700",
-        "sys.gpu_link": "PCIe Gen5 x16",
-    }
+    facts = ("sys.gpu", "sys.gpu_count", "sys.gpu_memory_gb", "sys.gpu_driver", "sys.cuda_driver")
+    facts += ("sys.gpu_compute_capability", "sys.gpu_power_limit_w", "sys.gpu_link")
+    assert {k: tags[k] for k in tags if k.startswith(("sys.gpu", "sys.cuda"))} == {k: H100[k] for k in facts}
     assert "sysmetrics.error" not in tags
 
 
@@ -391,3 +392,57 @@ def test_nvml_hang_is_bounded_by_the_deadline(fake_nvml: Path, tmp_path: Path) -
     assert float(tags["elapsed"]) < 10  # the deadline, not the 20 s NVML's init hangs
     assert "gpu: TimeoutError" in tags["sysmetrics.error"]
     assert "sys.cpu" in tags
+
+
+def test_h100_power_limit_and_link_from_its_capture(replay: Replay) -> None:
+    """The captured H100: enforced power limit 700 W, PCIe Gen5 x16 (its nvidia-smi -q -x)."""
+    replay("h100-vm")
+    tags = collect()
+    assert (tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == (
+        H100["sys.gpu_power_limit_w"],
+        H100["sys.gpu_link"],
+    )
+    (gpu,) = snapshot()["gpus"]
+    assert (gpu["power_limit_w"], gpu["pcie_generation"], gpu["pcie_width"]) == (700.0, 5, 16)
+
+
+def test_ecc_mode_from_both_nvidia_sources(replay: Replay, fake_nvml: Path, tmp_path: Path) -> None:
+    """ECC on: the captured H100's nvidia-smi (`current_ecc` Enabled) and a DGX through NVML."""
+    replay("h100-vm")
+    assert collect()["sys.gpu_ecc"] == H100["sys.gpu_ecc"] == "on"
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
+    assert tags["sys.gpu_ecc"] == "on"
+    spec.write_text((NVML_SPECS / "h100.txt").read_text())  # a GPU that answers NOT_SUPPORTED
+    assert "sys.gpu_ecc" not in _python(COLLECT, LD_LIBRARY_PATH=str(fake_nvml), FAKE_NVML_SPEC=str(spec))
+
+
+def test_the_enforced_power_limit_not_the_software_one(replay: Replay) -> None:
+    """An HGX H100 whose BMC caps each GPU at 500 W while software still asks 700 W.
+
+    nvidia-smi --help-query-gpu: power.limit is "the software power limit";
+    enforced.power.limit is "the minimum of various power limiters", as NVML's enforced
+    limit is. No NVML here (the nvidia-smi path).
+    """
+    replay("hgx-h100-bmc-capped")
+    tags = collect()
+    capped = expected("hgx-h100-bmc-capped")
+    assert {key: tags.get(key) for key in capped} == capped
+    assert capped["sys.gpu_power_limit_w"] == "500"
+
+
+def test_nvml_power_pcie_and_nvlink(fake_nvml: Path, tmp_path: Path) -> None:
+    """A DGX H100 through NVML: 700 W enforced, PCIe Gen5 x16, all 18 NVLink links of each GPU active."""
+    spec = tmp_path / "spec.txt"
+    spec.write_text((NVML_SPECS / "dgx-h100-8x.txt").read_text())
+    tags = _python(
+        "import json, mlflow_sysmetrics as m; print(json.dumps(m.collect()))",
+        LD_LIBRARY_PATH=str(fake_nvml),
+        FAKE_NVML_SPEC=str(spec),
+    )
+    assert (tags["sys.gpu_count"], tags["sys.gpu_power_limit_w"], tags["sys.gpu_link"]) == (
+        "8",
+        "700",
+        "PCIe Gen5 x16, NVLink 18 links",
+    )

@@ -6,6 +6,7 @@ import pytest
 
 from mlflow_sysmetrics import collect
 from mlflow_sysmetrics import tags as T
+from mlflow_sysmetrics._value import decimal, gb
 from mlflow_sysmetrics.collectors import COLLECTORS, for_platform
 from tests.conftest import FIXTURES, Replay
 from tests.pages import DOCS, table_keys
@@ -55,3 +56,16 @@ def test_derived_lists_follow_the_columns() -> None:
     assert T.group_of("sys.node3.gpu") == "GPU"
     assert T.group_of("sys.host") == "Host"
     assert T.group_of("sys.unknown") == "Other"
+
+
+def test_gb_and_decimal_formats() -> None:
+    """10^9 bytes to two decimals; plain decimals without trailing zeros."""
+    assert (gb(85520809984), gb(10**9), gb(0)) == ("85.52", "1.0", "0.0")
+    assert (decimal(2.0), decimal(1.5), decimal(1 / 3), decimal(2.499)) == ("2", "1.5", "0.33", "2.5")
+    # a quota of 400 us per 100 ms is 0.004 cores, not 0
+    assert (decimal(0.004), decimal(0.0049), decimal(0.00001), decimal(0.006)) == (
+        "0.004",
+        "0.0049",
+        "0.00001",
+        "0.01",
+    )
