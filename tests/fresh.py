@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -75,3 +76,23 @@ def bare_python(code: str, **env: str) -> Any:
     What a GPU node with nothing but the package installed runs; the value of its last line, as JSON.
     """
     return fresh_python(code, "-S", env=env, scrub=("MLFLOW_", "PYTHON"), timeout=60).value
+
+
+def python_without_read_anything(folder: Path) -> str:
+    """A Python that cannot read a file its mode refuses it, as a process that is not root cannot.
+
+    This interpreter where it is not root; as root, a wrapper script in ``folder`` that runs
+    it without root's right to read any file (``setpriv`` drops ``CAP_DAC_OVERRIDE`` and
+    ``CAP_DAC_READ_SEARCH``).
+    """
+    if os.getuid() != 0:
+        return sys.executable
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "util-linux's setpriv is needed to run a process without root's read-anything right"
+    wrapper = folder / "python-without-dac"
+    drop = "-dac_override,-dac_read_search"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec "{setpriv}" --bounding-set={drop} --inh-caps={drop} "{sys.executable}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)

@@ -274,14 +274,15 @@ def counting_cgroup(root: Root, controller: str, counters: dict[int, str]) -> tu
     return version, folder
 
 
+def flat_keyed(text: str | None) -> dict[str, str]:
+    """A cgroup file of "flat keyed" lines (``KEY VALUE``, as ``cgroup.stat`` and ``cpu.stat``) as a dict."""
+    return dict(line.split(" ", 1) for line in (text or "").splitlines() if " " in line)
+
+
 def alone_in(root: Root, pid: int, version: int, folder: str) -> bool:
     """Whether the cgroup ``folder`` holds ``pid`` and its live descendants only, and no child group."""
     if version == 2:
-        stat = dict(
-            line.split(" ", 1)
-            for line in (root.read(f"{folder}/cgroup.stat") or "").splitlines()
-            if " " in line
-        )
+        stat = flat_keyed(root.read(f"{folder}/cgroup.stat"))
         if count(stat.get("nr_descendants")) != 0:
             return False  # the group's counters would count the child groups too
     elif _has_child_groups(root, folder):

@@ -63,7 +63,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
 from .._value import Record
-from ._meter import Book, Meter, Uncountable, alone_in, counting_cgroup, descendants, rusage
+from ._meter import Book, Meter, Uncountable, alone_in, counting_cgroup, descendants, flat_keyed, rusage
 
 #: The cgroup counters of CPU time, by cgroup version: the controller whose hierarchy holds
 #: it, its file and the seconds in one of its units.
@@ -202,6 +202,6 @@ def _cgroup_seconds(root: Root, version: int, folder: str) -> float | None:
     if text is None:
         return None
     if version == 2:
-        text = next((line[11:] for line in text.splitlines() if line.startswith("usage_usec ")), None)
+        text = flat_keyed(text).get("usage_usec")
     value = count(text)
     return None if value is None else value * unit

@@ -31,7 +31,7 @@ from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
 from .._value import Record
-from ._meter import Book, Meter, Uncountable
+from ._meter import Book, Meter, Uncountable, flat_keyed
 
 #: The file that sets the quota, and the ``cpu.stat`` key of the time held with its unit in
 #: seconds, by cgroup version.
@@ -87,7 +87,7 @@ class ThrottlingMeter(Meter):
     def read(self) -> Throttling:
         """The group's ``nr_periods``, ``nr_throttled`` and time held now."""
         path = posixpath.join(self.folder, "cpu.stat")
-        stat = dict(line.split(" ", 1) for line in (self.root.read(path) or "").splitlines() if " " in line)
+        stat = flat_keyed(self.root.read(path))
         held_key = VERSIONS[self.version][1]
         values = [count(stat.get(key)) for key in ("nr_periods", "nr_throttled", held_key)]
         periods, throttled, held = values

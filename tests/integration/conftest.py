@@ -2,7 +2,8 @@
 
 Nothing is faked here: clients talk HTTP to a server process that this fixture starts and
 stops. The proxy forwards every request unchanged and counts them by method and path,
-across all processes that use it (a torchrun launch, the load test).
+across all processes that use it (a torchrun launch, the load test); a test may have it
+refuse some requests, or hold them until it lets them go.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ class Proxy:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: requests whose body holds this are answered 400 (MLflow's error shape), not forwarded
     refuse: bytes | None = None
+    #: requests to a path ending in this wait for ``release`` before they are forwarded
+    hold: str | None = None
+    #: set when a request to ``hold`` has arrived
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
         with self.lock:
@@ -123,13 +129,30 @@ class Proxy:
             self.bodies.clear()
             self.refuse = None
 
+    @contextlib.contextmanager
+    def holding(self, path_end: str) -> Iterator[tuple[threading.Event, threading.Event]]:
+        """Hold requests to a path ending in ``path_end`` until the test sets ``release``, or the block ends.
+
+        Yields the events ``arrived`` (a held request came) and ``release`` (let it go on).
+        """
+        with self.lock:
+            self.arrived.clear()
+            self.release.clear()
+            self.hold = path_end
+        try:
+            yield self.arrived, self.release
+        finally:
+            with self.lock:
+                self.hold = None
+            self.release.set()
+
     def count(self, method: str, path_part: str) -> int:
         with self.lock:
             return sum(n for (m, p), n in self.counts.items() if m == method and path_part in p)
 
 
 def serve_proxy(target: str, proxy: Proxy) -> http.server.ThreadingHTTPServer:
-    """Serve ``proxy`` (its counts, bodies and refusals) in front of ``target`` (host:port), in a thread."""
+    """Serve ``proxy`` (its counts, bodies, refusals and holds) in front of ``target`` (host:port), in a thread."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -142,6 +165,10 @@ def serve_proxy(target: str, proxy: Proxy) -> http.server.ThreadingHTTPServer:
                 proxy.counts[(self.command, path)] += 1
                 proxy.bodies.append((self.command, path, body))
                 refused = proxy.refuse is not None and proxy.refuse in body
+                held = proxy.hold is not None and path.endswith(proxy.hold)
+            if held:
+                proxy.arrived.set()
+                proxy.release.wait(300)
             if refused:
                 data = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by the test proxy"}'
                 self.send_response(400)

@@ -9,8 +9,6 @@ FAILED, and the command exits as a shell would (127, 126).
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import os
 import re
 import select
@@ -25,7 +23,7 @@ import mlflow
 import psutil
 import pytest
 
-from tests.integration.conftest import Proxy, free_port, script_path
+from tests.integration.conftest import Proxy, script_path
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="run needs a POSIX system")
 
@@ -178,62 +176,18 @@ def test_a_crash_is_failed(tracking: Proxy, tmp_path: Path, crash: str, number: 
     assert _run_of(stderr).info.status == "FAILED"
 
 
-def _holding_proxy(
-    target: str, path_end: str
-) -> tuple[http.server.ThreadingHTTPServer, threading.Event, threading.Event]:
-    """A proxy before ``target`` that holds requests to ``path_end`` until its release is set."""
-    arrived, release = threading.Event(), threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.split("?", 1)[0].endswith(path_end):
-                arrived.set()
-                release.wait(300)
-            upstream = http.client.HTTPConnection(target.removeprefix("http://"), timeout=120)
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
-            answer = upstream.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            for key, value in answer.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            upstream.close()
-
-        do_GET = do_POST = _forward
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, arrived, release
-
-
 def test_sigterm_before_the_program_starts_starts_nothing(tracking: Proxy, tmp_path: Path) -> None:
     """SIGTERM while the run is being made: the program never starts, the run ends KILLED, exit 143.
 
     The server's answer to the run's creation is held until the signal has been sent.
     """
-    server, arrived, release = _holding_proxy(tracking.url, "/runs/create")
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with tracking.holding("/runs/create") as (arrived, release):
         marker = tmp_path / "go"
-        command = _start(url, tmp_path, sys.executable, "-c", WAITER, str(marker))
+        command = _start(tracking.url, tmp_path, sys.executable, "-c", WAITER, str(marker))
         assert arrived.wait(180), "the command never asked for its run"
         command.send_signal(signal.SIGTERM)  # pending on the command when this returns
         release.set()
         _, stderr = command.communicate(timeout=300)
-    finally:
-        release.set()
-        server.shutdown()
     assert command.returncode == 128 + signal.SIGTERM, stderr
     assert "not started: SIGTERM came first" in stderr
     assert not marker.with_suffix(".started").exists()
@@ -315,18 +269,23 @@ TERMINAL_PROGRAM = (
 )
 
 
+def _type_a_line_then_ctrl_c(terminal: Terminal, out: Path, line: bytes) -> None:
+    """Type ``line`` for :data:`TERMINAL_PROGRAM` to read, then Ctrl-C: it counts one SIGINT and dies of it."""
+    terminal.type(line)
+    assert _wait_for(out.with_suffix(".line")) == line.decode()
+    _wait_for(out.with_suffix(".started"))
+    terminal.type(b"\x03")
+    assert _wait_for(out) == "1"
+    assert terminal.process.wait(timeout=300) == 128 + signal.SIGINT
+
+
 def test_the_terminal_s_ctrl_c_reaches_the_program_once(tracking: Proxy, tmp_path: Path) -> None:
     """At a terminal the program is the foreground: it reads what is typed, and Ctrl-C reaches it once."""
     out = tmp_path / "count"
     terminal = Terminal(tracking.url, tmp_path, sys.executable, "-c", TERMINAL_PROGRAM, str(out))
     try:
         assert _wait_for(out.with_suffix(".foreground")) == "True"
-        terminal.type(b"hello\n")
-        assert _wait_for(out.with_suffix(".line")) == "hello\n"
-        _wait_for(out.with_suffix(".started"))
-        terminal.type(b"\x03")
-        assert _wait_for(out) == "1"
-        assert terminal.process.wait(timeout=300) == 128 + signal.SIGINT
+        _type_a_line_then_ctrl_c(terminal, out, b"hello\n")
     finally:
         terminal.close()
     stderr = terminal.output.decode(errors="replace")
@@ -347,50 +306,46 @@ def test_ctrl_z_stops_the_command_and_sigcont_continues_the_program(tracking: Pr
         _, status = os.waitpid(terminal.process.pid, os.WUNTRACED)
         assert os.WIFSTOPPED(status)
         os.kill(terminal.process.pid, signal.SIGCONT)
-        terminal.type(b"again\n")
-        assert _wait_for(out.with_suffix(".line")) == "again\n"
-        _wait_for(out.with_suffix(".started"))
-        terminal.type(b"\x03")
-        assert _wait_for(out) == "1"
-        assert terminal.process.wait(timeout=300) == 128 + signal.SIGINT
+        _type_a_line_then_ctrl_c(terminal, out, b"again\n")
     finally:
         terminal.close()
 
 
-def test_a_command_not_found_makes_no_run(tracking: Proxy, tmp_path: Path) -> None:
-    """`run -- no-such-program`: a shell's message and code (127), and no run, nor its experiment."""
-    before = _running_runs()
-    done = subprocess.run(
-        [script_path("mlflow-sysmetrics"), "run", "--experiment", "not-found", "--", "no-such-program-x1"],
-        env=_environment(tracking.url),
-        cwd=tmp_path,
+def _run_to_the_end(url: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``mlflow-sysmetrics run *arguments`` in ``folder``, waited for, its output captured."""
+    return subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", *arguments],
+        env=_environment(url),
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.returncode == 127
-    assert done.stderr.strip().splitlines()[-1] == "mlflow-sysmetrics: no-such-program-x1: command not found"
-    assert mlflow.MlflowClient().get_experiment_by_name("not-found") is None
-    assert before == _running_runs()
 
 
-def test_a_file_without_the_execute_bit_makes_no_run(tracking: Proxy, tmp_path: Path) -> None:
-    """`run -- ./train.sh` without its execute bit: Permission denied, 126, and no run."""
+@pytest.mark.parametrize(
+    ("program", "experiment", "code", "last_words"),
+    [
+        ("no-such-program-x1", "not-found", 127, "no-such-program-x1: command not found"),
+        ("./train.sh", "no-exec", 126, "./train.sh: Permission denied"),
+    ],
+    ids=["not-found", "no-execute-bit"],
+)
+def test_a_program_that_cannot_be_started_makes_no_run(
+    tracking: Proxy, tmp_path: Path, program: str, experiment: str, code: int, last_words: str
+) -> None:
+    """`run -- no-such-program` (127), or `run -- ./train.sh` without its execute bit (126).
+
+    A shell's message and code, and no run, nor its experiment.
+    """
     script = tmp_path / "train.sh"
     script.write_text("#!/bin/sh\necho trained\n")
     script.chmod(0o644)
     before = _running_runs()
-    done = subprocess.run(
-        [script_path("mlflow-sysmetrics"), "run", "--experiment", "no-exec", "--", "./train.sh"],
-        env=_environment(tracking.url),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 126
-    assert done.stderr.strip().splitlines()[-1] == "mlflow-sysmetrics: ./train.sh: Permission denied"
-    assert mlflow.MlflowClient().get_experiment_by_name("no-exec") is None
+    done = _run_to_the_end(tracking.url, tmp_path, "--experiment", experiment, "--", program)
+    assert done.returncode == code
+    assert done.stderr.strip().splitlines()[-1] == f"mlflow-sysmetrics: {last_words}"
+    assert mlflow.MlflowClient().get_experiment_by_name(experiment) is None
     assert before == _running_runs()
 
 
@@ -400,14 +355,7 @@ def test_a_program_the_kernel_will_not_execute_ends_its_run_failed(tracking: Pro
     program.write_bytes(b"\x00\x01 not a program")
     program.chmod(0o755)
     before = _running_runs()
-    done = subprocess.run(
-        [script_path("mlflow-sysmetrics"), "run", "--", "./data.bin"],
-        env=_environment(tracking.url),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _run_to_the_end(tracking.url, tmp_path, "--", "./data.bin")
     assert done.returncode == 126
     assert "mlflow-sysmetrics: ./data.bin: Exec format error (run " in done.stderr
     assert _run_of(done.stderr).info.status == "FAILED"

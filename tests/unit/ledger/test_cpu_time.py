@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -305,11 +306,25 @@ def test_a_span_over_real_work_is_plausible() -> None:
     assert 0 < counted.metrics[T.CPU_UTIL_PCT] <= 101
 
 
-@linux_only
-def test_a_live_child_alive_at_both_ends_counts_only_what_it_grew() -> None:
-    """A child that burned 0.3 s before the span and 0.3 s during it, alive at the end: about 0.3 s, not 0.6.
+class ChildSpan(NamedTuple):
+    """A span over a live child (:func:`_span_over_a_live_child`): what it used, and what was counted."""
 
-    Read from /proc/<pid>/stat in clock ticks, truncated: within two ticks of what it says it used.
+    #: the child's CPU seconds at the span's start, and when it stopped in it, as it says
+    before: float
+    after: float
+    #: this process's own CPU seconds during the span
+    outer: float
+    first: Times
+    last: Times
+    #: the CPU seconds the meter's figure stands for (its share of the live cores over the span)
+    used: float
+
+
+def _span_over_a_live_child(reap: bool) -> ChildSpan:
+    """A span in which a child that burned 0.3 s before it burns 0.3 s more.
+
+    With ``reap`` the child ends, and is waited for, before the span's last reading; else it
+    is still alive at both ends.
     """
     meter = CpuTimeMeter(Root("/"))
     child = _burner(0.3, 0.3)
@@ -319,15 +334,27 @@ def test_a_live_child_alive_at_both_ends_counts_only_what_it_grew() -> None:
     first = meter.read()
     start = time.monotonic()
     after = _say(child)
+    if reap:
+        child.communicate("go\n")
     last = meter.read()
     seconds = time.monotonic() - start
     outer = _self_seconds() - outer
-    child.communicate("go\n")
+    if not reap:
+        child.communicate("go\n")
     pct, _ = _figure(meter, first, last, seconds)
     assert pct is not None
-    used = pct / 100 * seconds * _live_cores()
-    grew = after - before
-    assert grew - 2 / TICKS - 1e-3 <= used <= grew + outer + 2 / TICKS + 1e-3
+    return ChildSpan(before, after, outer, first, last, pct / 100 * seconds * _live_cores())
+
+
+@linux_only
+def test_a_live_child_alive_at_both_ends_counts_only_what_it_grew() -> None:
+    """A child that burned 0.3 s before the span and 0.3 s during it, alive at the end: about 0.3 s, not 0.6.
+
+    Read from /proc/<pid>/stat in clock ticks, truncated: within two ticks of what it says it used.
+    """
+    span = _span_over_a_live_child(reap=False)
+    grew = span.after - span.before
+    assert grew - 2 / TICKS - 1e-3 <= span.used <= grew + span.outer + 2 / TICKS + 1e-3
 
 
 @linux_only
@@ -337,22 +364,8 @@ def test_a_live_child_reaped_before_the_end_is_counted_once() -> None:
     At the end its whole life is in RUSAGE_CHILDREN (to the microsecond); what it had at the
     start was its own count then, and is taken off.
     """
-    meter = CpuTimeMeter(Root("/"))
-    child = _burner(0.3, 0.3)
-    assert child.stdout is not None
-    before = float(child.stdout.readline())
-    outer = _self_seconds()
-    first = meter.read()
-    start = time.monotonic()
-    _say(child)
-    child.communicate("go\n")
-    last = meter.read()
-    seconds = time.monotonic() - start
-    outer = _self_seconds() - outer
-    whole = last.children - first.children  # the child's whole life, from its wait
-    pct, _ = _figure(meter, first, last, seconds)
-    assert pct is not None
-    used = pct / 100 * seconds * _live_cores()
-    grew = whole - before
+    span = _span_over_a_live_child(reap=True)
+    whole = span.last.children - span.first.children  # the child's whole life, from its wait
+    grew = whole - span.before
     assert whole > 0.6
-    assert grew - 2 / TICKS - 1e-3 <= used <= grew + outer + 2 / TICKS + 1e-3
+    assert grew - 2 / TICKS - 1e-3 <= span.used <= grew + span.outer + 2 / TICKS + 1e-3

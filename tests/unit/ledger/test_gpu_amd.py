@@ -145,24 +145,31 @@ def test_a_counter_that_stands_still_is_not_zero_watt_hours(tmp_path: Path) -> N
     assert "sys.gpu_busy_pct" not in span.metrics
 
 
-def test_uint_max_is_not_available(tmp_path: Path) -> None:
-    """An RX 9070 XT (SMU 14.0.2) answers UINT_MAX: absent, "not available", never 0."""
-    span = _span("amd-rx9070xt", _described("rx9070xt.txt"), tmp_path)
+@pytest.mark.parametrize(
+    ("machine", "described", "why"),
+    [
+        # An RX 9070 XT (SMU 14.0.2) answers UINT_MAX: "not available", never 0.
+        (
+            "amd-rx9070xt",
+            "rx9070xt.txt",
+            "AMD GPU [1002:7550]: the driver marks its energy counter not available (0xffffffff)",
+        ),
+        # An MI250's second die reads 0 energy and 0 W (the first counts both): no energy for the pair.
+        (
+            "amd-mi250",
+            "mi250.txt",
+            "AMD Instinct MI250X / MI250: its energy counter reads 0 (an MI200's second die",
+        ),
+    ],
+    ids=["uint-max-is-not-available", "a-die-that-counts-no-energy"],
+)
+def test_an_energy_counter_that_counts_nothing_is_named(
+    tmp_path: Path, machine: str, described: str, why: str
+) -> None:
+    """A counter the driver marks not available, or one that reads 0: no energy figure, and why."""
+    span = _span(machine, _described(described), tmp_path)
     assert "sys.gpu_energy_wh" not in span.metrics
-    assert (
-        "gpu energy: AMD GPU [1002:7550]: the driver marks its energy counter not available (0xffffffff)"
-        in span.text
-    )
-
-
-def test_a_die_that_counts_no_energy_is_named(tmp_path: Path) -> None:
-    """An MI250's second die reads 0 energy and 0 W (the first counts both): no energy for the pair."""
-    span = _span("amd-mi250", _described("mi250.txt"), tmp_path)
-    assert "sys.gpu_energy_wh" not in span.metrics
-    assert (
-        "gpu energy: AMD Instinct MI250X / MI250: its energy counter reads 0 (an MI200's second die"
-        in span.text
-    )
+    assert f"gpu energy: {why}" in span.text
 
 
 def test_an_amdsmi_lacking_one_function_costs_its_figure_only(tmp_path: Path) -> None:

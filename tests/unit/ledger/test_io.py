@@ -21,7 +21,7 @@ import pytest
 
 from mlflow_sysmetrics import ledger
 from tests.conftest import FIXTURES
-from tests.fresh import REPO, fresh_python
+from tests.fresh import REPO, fresh_python, python_without_read_anything
 
 MIB = 1 << 20
 #: What a child may read or write besides what it was told to (an interpreter's own start).
@@ -170,17 +170,7 @@ def test_a_child_whose_file_is_not_ours_to_read(tmp_path: Path) -> None:
     """
     root = tmp_path / "pod"
     shutil.copytree(FIXTURES / "pod-proc-counters", root, symlinks=True)
-    python = sys.executable
-    if os.getuid() == 0:
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "util-linux's setpriv is needed to run a process without root's read-anything right"
-        wrapper = tmp_path / "python-without-dac"
-        drop = "-dac_override,-dac_read_search"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec "{setpriv}" --bounding-set={drop} --inh-caps={drop} "{python}" "$@"\n'
-        )
-        wrapper.chmod(0o755)
-        python = str(wrapper)
+    python = python_without_read_anything(tmp_path)
     # the fresh interpreter's own pid is not known before it starts: it lists its child itself
     code = (
         "import os, pathlib\n"

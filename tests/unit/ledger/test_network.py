@@ -49,6 +49,13 @@ def _write(root: Path, counters: dict[str, tuple[int, int]]) -> None:
     (root / "proc/net/dev").write_text(HEADER + "".join(lines))
 
 
+def _counted_while(root: Path, counters: dict[str, tuple[int, int]]) -> ledger.Ledger:
+    """What a span counts while ``/proc/net/dev`` moves from what it holds to ``counters``."""
+    span = ledger.Span()
+    _write(root, counters)
+    return span.finish()
+
+
 def _link(root: Path, path: str, target: str) -> None:
     link = root / path
     link.parent.mkdir(parents=True, exist_ok=True)
@@ -61,17 +68,14 @@ def test_the_pods_interfaces_count_and_loopback_does_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """eth0 receives 2 GB and sends 0.5 GB, net1 receives 1 GB and sends 3 GB; lo moves 50 GB, not counted."""
-    root = _pod(tmp_path, monkeypatch)
-    span = ledger.Span()
-    _write(
-        root,
+    counted = _counted_while(
+        _pod(tmp_path, monkeypatch),
         {
             "lo": (START["lo"][0] + 5 * 10**10, START["lo"][1] + 5 * 10**10),
             "eth0": (START["eth0"][0] + 2 * 10**9, START["eth0"][1] + 5 * 10**8),
             "net1": (START["net1"][0] + 10**9, START["net1"][1] + 3 * 10**9),
         },
     )
-    counted = span.finish()
     assert counted.metrics["sys.net_rx_gb"] == 3.0
     assert counted.metrics["sys.net_tx_gb"] == 3.5
     assert "network" not in counted.text  # the pod's own namespace: nothing to say
@@ -81,17 +85,14 @@ def test_an_interface_that_came_or_went_is_named_not_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """net1 detached and net2 attached during the run: only eth0, in both readings, counts."""
-    root = _pod(tmp_path, monkeypatch)
-    span = ledger.Span()
-    _write(
-        root,
+    counted = _counted_while(
+        _pod(tmp_path, monkeypatch),
         {
             "lo": START["lo"],
             "eth0": (START["eth0"][0] + 10**9, START["eth0"][1] + 10**9),
             "net2": (7 * 10**9, 7 * 10**9),
         },
     )
-    counted = span.finish()
     assert counted.metrics["sys.net_rx_gb"] == 1.0
     assert counted.metrics["sys.net_tx_gb"] == 1.0
     assert "network: not counted, came or went during the run: net1, net2" in counted.text
@@ -99,10 +100,9 @@ def test_an_interface_that_came_or_went_is_named_not_counted(
 
 def test_a_counter_that_went_backwards_is_no_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """net1 deleted and made again under its name: its counters start over; neither figure, and why."""
-    root = _pod(tmp_path, monkeypatch)
-    span = ledger.Span()
-    _write(root, {"lo": START["lo"], "eth0": START["eth0"], "net1": (4096, 2048)})
-    counted = span.finish()
+    counted = _counted_while(
+        _pod(tmp_path, monkeypatch), {"lo": START["lo"], "eth0": START["eth0"], "net1": (4096, 2048)}
+    )
     assert not {"sys.net_rx_gb", "sys.net_tx_gb"} & set(counted.metrics)
     assert "network: net1's counters went backwards (the interface was reset)" in counted.text
 
@@ -149,9 +149,7 @@ def test_a_host_with_many_interfaces_is_read_to_the_end(
     veths = {f"veth{i:05x}": (10**6 * i, 10**6 * i) for i in range(600)}
     _write(root, veths)
     assert (root / "proc/net/dev").stat().st_size > 65536
-    span = ledger.Span()
-    _write(root, {name: (rx + 10**6, tx + 2 * 10**6) for name, (rx, tx) in veths.items()})
-    counted = span.finish()
+    counted = _counted_while(root, {name: (rx + 10**6, tx + 2 * 10**6) for name, (rx, tx) in veths.items()})
     assert counted.metrics["sys.net_rx_gb"] == 0.6
     assert counted.metrics["sys.net_tx_gb"] == 1.2
 

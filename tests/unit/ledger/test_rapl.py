@@ -19,7 +19,7 @@ from mlflow_sysmetrics import ledger
 from mlflow_sysmetrics._files import Root
 from mlflow_sysmetrics.ledger import rapl
 from tests.conftest import FIXTURES
-from tests.fresh import fresh_python
+from tests.fresh import fresh_python, python_without_read_anything
 
 SPAN = """
 import json
@@ -164,17 +164,7 @@ def test_root_only_energy_counters_are_named(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "powercap-rapl", root, symlinks=True)
     for counter in root.glob("sys/class/powercap/*/energy_uj"):
         counter.chmod(0)
-    python = sys.executable
-    if os.getuid() == 0:
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "util-linux's setpriv is needed to run a process without root's read-anything right"
-        wrapper = tmp_path / "python-without-dac"
-        drop = "-dac_override,-dac_read_search"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec "{setpriv}" --bounding-set={drop} --inh-caps={drop} "{python}" "$@"\n'
-        )
-        wrapper.chmod(0o755)
-        python = str(wrapper)
+    python = python_without_read_anything(tmp_path)
     metrics, text = fresh_python(SPAN, python=python, env={"MLFLOW_SYSMETRICS_ROOT": str(root)}).value
     assert "sys.cpu_energy_wh" not in metrics
     assert "cpu energy: powercap energy_uj is readable by root only" in text

@@ -67,24 +67,34 @@ def test_only_the_hcas_a_pod_can_open_count(tmp_path: Path, monkeypatch: pytest.
     assert counted.metrics["sys.rdma_tx_gb"] == 2.0
 
 
-def test_efa_ports_count_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """p5.48xlarge: each of the 32 EFA ports' hw_counters receives 1 GB and sends 2 GB (bytes, not words)."""
-    devices = _machine("aws-p5-efa", tmp_path, monkeypatch)
+@pytest.mark.parametrize(
+    ("machine", "devices_moved", "folder", "received", "sent", "rx_gb", "tx_gb"),
+    [
+        # p5.48xlarge: each of the 32 EFA ports' hw_counters receives 1 GB and sends 2 GB.
+        ("aws-p5-efa", "*", "hw_counters", 10**9, 2 * 10**9, 32.0, 64.0),
+        # hfi1 answers PortCountersExtended with flits: 125e6 flits received are 1 GB, not 0.5.
+        ("opa-hfi1", "hfi1_0", "counters", 125_000_000, 250_000_000, 1.0, 2.0),
+    ],
+    ids=["efa-counts-bytes", "omni-path-counts-flits-of-eight-bytes"],
+)
+def test_a_fabrics_own_unit_is_read_as_bytes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    machine: str,
+    devices_moved: str,
+    folder: str,
+    received: int,
+    sent: int,
+    rx_gb: float,
+    tx_gb: float,
+) -> None:
+    """EFA's hw_counters count bytes (not four-byte words), Omni-Path's counters flits of eight bytes."""
+    devices = _machine(machine, tmp_path, monkeypatch)
     span = ledger.Span()
-    _move(devices, sorted(p.name for p in devices.iterdir()), 10**9, 2 * 10**9, folder="hw_counters")
+    _move(devices, sorted(p.name for p in devices.glob(devices_moved)), received, sent, folder=folder)
     counted = span.finish()
-    assert counted.metrics["sys.rdma_rx_gb"] == 32.0
-    assert counted.metrics["sys.rdma_tx_gb"] == 64.0
-
-
-def test_omni_path_counts_flits_of_eight_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """hfi1 answers PortCountersExtended with flits: 125e6 flits received are 1 GB, not 0.5."""
-    devices = _machine("opa-hfi1", tmp_path, monkeypatch)
-    span = ledger.Span()
-    _move(devices, ["hfi1_0"], 125_000_000, 250_000_000)
-    counted = span.finish()
-    assert counted.metrics["sys.rdma_rx_gb"] == 1.0
-    assert counted.metrics["sys.rdma_tx_gb"] == 2.0
+    assert counted.metrics["sys.rdma_rx_gb"] == rx_gb
+    assert counted.metrics["sys.rdma_tx_gb"] == tx_gb
 
 
 def test_a_port_without_data_counters_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
