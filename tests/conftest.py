@@ -21,7 +21,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FAKES = Path(__file__).parent / "fakes"
 
 #: Variables a test machine (or CI) may have set that would change what is collected.
-_SCRUBBED_PREFIXES = ("MLFLOW_SYSMETRICS_", "OMPI_COMM_WORLD_", "SLURM_", "PMI_", "TORCHELASTIC_")
+_SCRUBBED_PREFIXES: tuple[str, ...] = (
+    "MLFLOW_SYSMETRICS_",
+    "OMPI_COMM_WORLD_",
+    "SLURM_",
+    "PMI_",
+    "TORCHELASTIC_",
+)
 _SCRUBBED_PREFIXES += ("PET_", "PYSPARK_TORCH_")  # Kubeflow's pods, Spark's TorchDistributor
 _SCRUBBED = {
     "MLFLOW_RUN_CONTEXT_PROVIDER",
