@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._why import why
     from .runs import log_sysmetrics, sysmetrics_run, with_sysmetrics
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "SysMetricsRunContextProvider",
