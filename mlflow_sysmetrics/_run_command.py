@@ -44,7 +44,7 @@ import os
 import signal
 import sys
 
-from . import ledger
+from . import _log, ledger
 from ._collection import collect
 from ._value import Record
 
@@ -165,7 +165,7 @@ class _Launch:
     pipe makes a launcher whose program still runs kill it.
     """
 
-    def __init__(self, path: str, command: Sequence[str]) -> None:
+    def __init__(self, path: str, command: Sequence[str], environment: Mapping[str, str]) -> None:
         self.pending: list[int] = []
         self.started = False
         self.ended = False
@@ -179,12 +179,12 @@ class _Launch:
                 if signal.getsignal(number) == signal.SIG_IGN:
                     continue  # ignored by whoever started us (a background job's SIGINT): so be it
                 self.handlers[number] = signal.signal(number, self._received)
-            self._spawn(path, command)
+            self._spawn(path, command, environment)
         except BaseException:
             self.close()
             raise
 
-    def _spawn(self, path: str, command: Sequence[str]) -> None:
+    def _spawn(self, path: str, command: Sequence[str], environment: Mapping[str, str]) -> None:
         control_read, self.control = os.pipe()
         self.reports, report_write = os.pipe()
         try:
@@ -194,7 +194,7 @@ class _Launch:
             self.launcher = os.posix_spawn(
                 sys.executable,
                 argv,
-                dict(os.environ),
+                dict(environment),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, control_read, first),
                     (os.POSIX_SPAWN_DUP2, report_write, first + 1),
@@ -303,8 +303,12 @@ class _Launch:
             for line in lines:
                 yield line.decode("ascii", "replace")
 
-    def close(self) -> None:
-        """Stop passing signals, end the launcher (and a program it still runs), give the terminal back."""
+    def release(self) -> None:
+        """End the launcher (and a program it still runs) and give the terminal back.
+
+        The handlers stay, ignoring what comes (:attr:`ended`), until :meth:`close`: the
+        run's end is written in between, and a second Ctrl-C must not cut it short.
+        """
         self.ended = True
         for descriptor in (self.control, self.reports):
             if descriptor >= 0:
@@ -314,6 +318,10 @@ class _Launch:
             os.waitpid(self.launcher, 0)
             self.launcher = None
         self.terminal.close()
+
+    def close(self) -> None:
+        """:meth:`release`, and the signal handlers put back as they were."""
+        self.release()
         for number, handler in self.handlers.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)  # type: ignore[arg-type]
         self.handlers.clear()
@@ -330,19 +338,24 @@ def run_program(
     *,
     experiment_id: str | None = None,
     run_name: str | None = None,
+    program: str | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[str, int]:
     """Run ``command`` in a run (see the module); the run's id and the exit code to exit with.
 
     The run it starts is in experiment ``experiment_id`` (MLflow's Default, ``"0"``, when
-    ``None``); one it joins is where it is. Raises :class:`NotStarted` when the program did
-    not run (its code is the one to exit with).
+    ``None``); one it joins is where it is. ``program``: the file ``command[0]`` names, where
+    the caller resolved it (:func:`resolve`); ``environment``: the program's (this process's
+    by default). Raises :class:`NotStarted` when the program did not run (its code is the one
+    to exit with). Once the program has run, what happens to the run (its ledger, its end)
+    never changes the code: a store that refuses is a warning.
     """
     from ._writing import close_ledger, tag_run, this_process_node
 
     if not hasattr(os, "posix_spawn"):
         raise NotStarted("mlflow-sysmetrics run needs a POSIX system (Linux, macOS)", 126)
-    path = resolve(command[0], os.environ.get("PATH"))
-    launch = _Launch(path, command)
+    path = program or resolve(command[0], os.environ.get("PATH"))
+    launch = _Launch(path, command, os.environ if environment is None else environment)
     joined = os.environ.get("MLFLOW_RUN_ID")
     run_id: str | None = None
     span: ledger.Span | None = None
@@ -365,17 +378,39 @@ def run_program(
             with contextlib.suppress(Exception):
                 client.set_terminated(run_id, "FAILED")
         raise
-    launch.close()
-    if span is not None and node is not None and end.not_started is None:
-        if end.exit is not None:
-            span.program_exited(end.exit)
-        close_ledger(span, run_id, node, client)
-    elif span is not None:
-        with contextlib.suppress(Exception):
-            span.finish()  # the program never ran: nothing of it to write
-    if not joined:
-        client.set_terminated(run_id, end.status)
+    try:
+        launch.release()
+        if span is not None and node is not None and end.not_started is None:
+            if end.exit is not None:
+                span.program_exited(end.exit)
+            close_ledger(span, run_id, node, client)
+        elif span is not None:
+            with contextlib.suppress(Exception):
+                span.finish()  # the program never ran: nothing of it to write
+        if not joined:
+            _end_run(client, run_id, end.status)
+    finally:
+        launch.close()
     if end.not_started is not None:
         missed = end.not_started
         raise NotStarted(f"{command[0]}: {missed}", end.code, run_id)
     return run_id, end.code
+
+
+#: Tries at ending a run before the command gives up on it (a second apart).
+END_TRIES = 3
+
+
+def _end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """End the run with ``status``, trying :data:`END_TRIES` times; a store that refuses is one warning."""
+    import time
+
+    for attempt in range(END_TRIES):
+        try:
+            client.set_terminated(run_id, status)
+            return
+        except Exception as exc:
+            if attempt == END_TRIES - 1:
+                _log.logger().warning("could not end run %s as %s: %s", run_id, status, exc)
+                return
+            time.sleep(1.0)

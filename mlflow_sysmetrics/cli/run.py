@@ -52,7 +52,7 @@ def run_command(
     from .._run_command import NotStarted, resolve, run_program
 
     try:  # a program that cannot start: said as a shell says it, before any experiment or run is made
-        resolve(command[0], os.environ.get("PATH"))
+        program = resolve(command[0], os.environ.get("PATH"))
     except NotStarted as exc:
         click.echo(f"mlflow-sysmetrics: {exc}", err=True)
         ctx.exit(exc.code)
@@ -73,7 +73,16 @@ def run_command(
         else:
             experiment_id = chosen.experiment.experiment_id
     try:
-        run_id, code = run_program(command, store.client, experiment_id=experiment_id, run_name=run_name)
+        from . import SET_FOR_THE_COMMAND
+
+        run_id, code = run_program(
+            command,
+            store.client,
+            experiment_id=experiment_id,
+            run_name=run_name,
+            program=program,
+            environment={k: v for k, v in os.environ.items() if k not in SET_FOR_THE_COMMAND},
+        )
     except NotStarted as exc:  # as a shell says it, and its code: 127 not found, 126 not executable
         ran = f" (run {exc.run_id})" if exc.run_id else ""
         click.echo(f"mlflow-sysmetrics: {exc}{ran}", err=True)

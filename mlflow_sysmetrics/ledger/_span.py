@@ -128,13 +128,21 @@ class Span:
 
     def follow_program(self, pid: int) -> None:
         """The run is program ``pid``, started now as a child (``mlflow-sysmetrics run``)."""
-        for meter in self.meters:
-            meter.follow_program(pid)
+        self._tell(lambda meter: meter.follow_program(pid))
 
     def program_exited(self, ended: ProgramExit) -> None:
         """The program the span follows has ended, as its parent saw it (its peak, ...)."""
-        for meter in self.meters:
-            meter.program_exited(ended)
+        self._tell(lambda meter: meter.program_exited(ended))
+
+    def _tell(self, hook: Callable[[Meter], None]) -> None:
+        """Each meter told of the program; one that fails is named and read no more (the program runs on)."""
+        with self._lock:
+            for meter in list(self.meters):
+                try:
+                    hook(meter)
+                except Exception as exc:
+                    self.book.lacks(meter.name, _problem(exc))
+                    self.meters.remove(meter)
 
     def finish(self) -> Ledger:
         """Read the meters again: what the span consumed, and what could not be counted."""

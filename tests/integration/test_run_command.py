@@ -360,3 +360,36 @@ def test_a_program_the_kernel_will_not_execute_ends_its_run_failed(tracking: Pro
     assert "mlflow-sysmetrics: ./data.bin: Exec format error (run " in done.stderr
     assert _run_of(done.stderr).info.status == "FAILED"
     assert before == _running_runs()
+
+
+def test_the_program_gets_the_users_http_settings_not_the_commands(tracking: Proxy, tmp_path: Path) -> None:
+    """The command fails fast on a dead store (no retries) for its own requests; the program keeps MLflow's retries.
+
+    Where the user set a value, the program gets the user's value.
+    """
+    show = "import os; print(os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES'), os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT'))"
+    done = _run_to_the_end(tracking.url, tmp_path, "--", sys.executable, "-c", show)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "None"]
+    env = {**_environment(tracking.url), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7"}
+    mine = subprocess.run(
+        [script_path("mlflow-sysmetrics"), "run", "--", sys.executable, "-c", show],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert mine.stdout.split() == ["7", "None"]
+
+
+def test_a_store_that_refuses_the_runs_end_keeps_the_programs_code(tracking: Proxy, tmp_path: Path) -> None:
+    """The program ran and exited 3; the store refuses to end the run: one warning, and the command exits 3."""
+    tracking.refuse = b'"status": "FAILED"'
+    done = _run_to_the_end(tracking.url, tmp_path, "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert done.returncode == 3, done.stderr
+    assert "could not end run" in done.stderr
+    refused = [
+        body for _, path, body in tracking.bodies if path.endswith("/runs/update") and b"FAILED" in body
+    ]
+    assert len(refused) == 3  # tried three times
