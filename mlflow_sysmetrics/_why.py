@@ -177,10 +177,17 @@ def _gpu_idle(node: Node) -> Verdict | None:
     return share, text, node.evidence({**figures, T.CPU_UTIL_PCT: cpu})
 
 
-def _host_wide(node: Node) -> str:
-    """What a stall figure covers when PSI was the whole host's (its ledger says so), else nothing."""
-    if T.LEDGER_HOST_STALLS in node.tags.get(T.LEDGER, ""):
+def _stalls_of_others(node: Node) -> str:
+    """What a stall figure covers when it is not the run's alone (its ledger says so), else nothing.
+
+    PSI read from the whole host's ``/proc/pressure``, or from a cgroup that holds other
+    processes than the run's.
+    """
+    ledger = node.tags.get(T.LEDGER, "")
+    if T.LEDGER_HOST_STALLS in ledger:
         return " (the whole host's stalls: other processes' count too)"
+    if T.LEDGER_CGROUP_STALLS in ledger:
+        return " (the cgroup's stalls: other processes in it count too)"
     return ""
 
 
@@ -196,7 +203,7 @@ def _storage(node: Node) -> Verdict | None:
     if written is not None:
         words.append(f"{plain_number(written)} GB written")
     evidence = {T.STALL_IO_PCT: stalled, T.IO_READ_GB: read, T.IO_WRITE_GB: written}
-    return stalled / 100, ", ".join(words) + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, ", ".join(words) + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _memory_bound(node: Node) -> tuple[str, float, str] | None:
@@ -223,7 +230,7 @@ def _memory_pressure(node: Node) -> Verdict | None:
         evidence[T.MEMORY_PEAK_GB] = peak
         if bound:
             evidence[bound[0]] = node.tags[bound[0]]
-    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, text + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _cpu_contention(node: Node) -> Verdict | None:
@@ -235,7 +242,7 @@ def _cpu_contention(node: Node) -> Verdict | None:
     if cores:
         text += f", {cores} usable cores"
     evidence = {T.STALL_CPU_PCT: stalled, T.CPU_AVAILABLE: cores}
-    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, text + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _cpu_bound(node: Node) -> Verdict | None:

@@ -206,6 +206,9 @@ def keys_of(source: str) -> tuple[str, ...]:
 LEDGER_EVERYTHING_COUNTED = "everything counted"
 #: The clause of ``sys.ledger`` that says the stall figures are the whole host's (no cgroup PSI).
 LEDGER_HOST_STALLS = "stalls: the whole host's (/proc/pressure), not the run's cgroup's"
+#: The clause of ``sys.ledger`` that says the stall figures are the run's cgroup's, which holds
+#: other processes than the run's (a login session's scope on a bare host, a container's init).
+LEDGER_CGROUP_STALLS = "stalls: the cgroup's, other processes in it included"
 
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"

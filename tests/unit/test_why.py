@@ -475,3 +475,21 @@ def test_stalls_read_from_the_hosts_psi_say_so() -> None:
     assert finding.text.endswith("(the whole host's stalls: other processes' count too)")
     (own,) = explain({T.LEDGER: T.LEDGER_EVERYTHING_COUNTED}, {T.STALL_IO_PCT: 35.0})
     assert "whole host" not in own.text
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rule"),
+    [
+        ({T.STALL_IO_PCT: 35.0}, "storage"),
+        ({T.STALL_MEMORY_PCT: 15.0}, "memory-pressure"),
+        ({T.STALL_CPU_PCT: 25.0}, "cpu-contention"),
+    ],
+)
+def test_stalls_of_a_cgroup_shared_with_other_processes_say_so(metrics: dict[str, float], rule: str) -> None:
+    """A run not alone in its cgroup (a login session's scope): each stall finding says the others count too."""
+    from mlflow_sysmetrics._why import explain
+
+    tags = {T.LEDGER: f"cpu energy: no RAPL package zone in /sys/class/powercap; {T.LEDGER_CGROUP_STALLS}"}
+    (finding,) = explain(tags, metrics)
+    assert rule == finding.rule
+    assert finding.text.endswith("(the cgroup's stalls: other processes in it count too)")
