@@ -212,6 +212,9 @@ LEDGER_HOST_STALLS = "stalls: the whole host's (/proc/pressure), not the run's c
 #: The clause of ``sys.ledger`` that says the stall figures are the run's cgroup's, which holds
 #: other processes than the run's (a login session's scope on a bare host, a container's init).
 LEDGER_CGROUP_STALLS = "stalls: the cgroup's, other processes in it included"
+#: The clause of ``sys.ledger`` that says ``sys.memory_peak_gb`` is the cgroup's ``memory.peak``,
+#: which holds the group's page cache (which the kernel reclaims as the group nears its limit).
+LEDGER_CGROUP_MEMORY_PEAK = "memory peak: the cgroup's memory.peak (page cache included)"
 
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"
