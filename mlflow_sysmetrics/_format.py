@@ -38,7 +38,13 @@ def ledger_of(metrics: Mapping[str, float]) -> dict[str, float]:
     """A run's ledger, its nodes combined as the table says (summed, their most, or their mean).
 
     The mean power per GPU of several nodes is their energy over the GPU hours of the nodes
-    that counted energy: a node without an energy counter adds no hours to it.
+    that counted energy: a node without an energy counter adds no hours to it. The GPUs'
+    shares of the run (``combine="gpu_mean"``: ``sys.gpu_busy_pct``, ``sys.gpu_low_util_pct``)
+    are weighted by each node's ``sys.gpu_hours``, so that a node of 8 GPUs weighs 8 times a
+    node of one over the same time; where a node that has the share has no GPU hours (none
+    logged, or 0), every node weighs the same, as no weight can be told for it. The use of the
+    cores (``sys.cpu_util_pct``) is their plain mean: each node's usable cores are a tag
+    (``sys.cpu_available``), not among the metrics this reads.
     """
     values: dict[str, dict[int, float]] = {}
     for key, value in metrics.items():
@@ -56,11 +62,23 @@ def ledger_of(metrics: Mapping[str, float]) -> dict[str, float]:
         combined[key] = (
             sum(found) if how == "sum" else max(found) if how == "max" else sum(found) / len(found)
         )
+        if how == "gpu_mean":
+            weighted = _gpu_weighted(values[key], values.get(T.GPU_HOURS, {}))
+            if weighted is not None:
+                combined[key] = weighted
     energy = values.get(T.GPU_ENERGY_WH, {})
     hours = sum(h for node, h in values.get(T.GPU_HOURS, {}).items() if node in energy)
     if T.GPU_POWER_AVG_W in combined and energy and hours:
         combined[T.GPU_POWER_AVG_W] = sum(energy.values()) / hours
     return {key: round(value, 6) for key, value in combined.items()}
+
+
+def _gpu_weighted(by_node: dict[int, float], hours: dict[int, float]) -> float | None:
+    """The nodes' values weighted by their GPU hours; ``None`` where a node has none to weigh by."""
+    weights = [hours.get(node, 0.0) for node in by_node]
+    if min(weights) <= 0:
+        return None
+    return sum(value * weight for value, weight in zip(by_node.values(), weights, strict=True)) / sum(weights)
 
 
 def format_table(tags: Mapping[str, str], ledger: Mapping[str, float] | None = None) -> str:

@@ -173,14 +173,25 @@ def _gpu_idle(node: Node) -> Verdict | None:
     share, words, figures = waiting
     text = f"GPU waiting for work: {words}"
     if cpu is not None:
-        text += f", the usable cores {_pct(cpu)} busy: not the CPU; look at storage, network, other ranks"
+        # a mean over the usable cores: one core saturated by a single-threaded loader is 3 % of 32
+        text += (
+            f", the usable cores averaged {_pct(cpu)} busy: not all of them; a single-threaded loader "
+            "can still be the limit, as can storage, the network or other ranks"
+        )
     return share, text, node.evidence({**figures, T.CPU_UTIL_PCT: cpu})
 
 
-def _host_wide(node: Node) -> str:
-    """What a stall figure covers when PSI was the whole host's (its ledger says so), else nothing."""
-    if T.LEDGER_HOST_STALLS in node.tags.get(T.LEDGER, ""):
+def _stalls_of_others(node: Node) -> str:
+    """What a stall figure covers when it is not the run's alone (its ledger says so), else nothing.
+
+    PSI read from the whole host's ``/proc/pressure``, or from a cgroup that holds other
+    processes than the run's.
+    """
+    ledger = node.tags.get(T.LEDGER, "")
+    if T.LEDGER_HOST_STALLS in ledger:
         return " (the whole host's stalls: other processes' count too)"
+    if T.LEDGER_CGROUP_STALLS in ledger:
+        return " (the cgroup's stalls: other processes in it count too)"
     return ""
 
 
@@ -196,7 +207,7 @@ def _storage(node: Node) -> Verdict | None:
     if written is not None:
         words.append(f"{plain_number(written)} GB written")
     evidence = {T.STALL_IO_PCT: stalled, T.IO_READ_GB: read, T.IO_WRITE_GB: written}
-    return stalled / 100, ", ".join(words) + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, ", ".join(words) + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _memory_bound(node: Node) -> tuple[str, float, str] | None:
@@ -220,10 +231,12 @@ def _memory_pressure(node: Node) -> Verdict | None:
     peak, bound = node.metrics.get(T.MEMORY_PEAK_GB), _memory_bound(node)
     if peak is not None:
         text += f", peak {plain_number(peak)} GB" + (f" of {bound[2]}" if bound else "")
+        if _peak_holds_page_cache(node):
+            text += " (the cgroup's, page cache included)"
         evidence[T.MEMORY_PEAK_GB] = peak
         if bound:
             evidence[bound[0]] = node.tags[bound[0]]
-    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, text + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _cpu_contention(node: Node) -> Verdict | None:
@@ -235,7 +248,7 @@ def _cpu_contention(node: Node) -> Verdict | None:
     if cores:
         text += f", {cores} usable cores"
     evidence = {T.STALL_CPU_PCT: stalled, T.CPU_AVAILABLE: cores}
-    return stalled / 100, text + _host_wide(node), node.evidence(evidence)
+    return stalled / 100, text + _stalls_of_others(node), node.evidence(evidence)
 
 
 def _cpu_bound(node: Node) -> Verdict | None:
@@ -270,15 +283,18 @@ def _gpu_clocks(key: str, threshold: float, what: str) -> Callable[[Node], Verdi
 
 
 def _gpu_link(node: Node) -> Verdict | None:
+    # The tag gives the width the link trained at, not the widest the card is built for (the
+    # NVIDIA A2 and the RTX 4060 Ti are x8 cards): the sentence says what follows only for an x16 card.
     link = node.tags.get(T.GPU_LINK) or ""
     match = re.match(r"PCIe Gen(\d+) x(\d+)", link)
     if match is None or int(match.group(2)) >= GPU_FULL_LINK_WIDTH:
         return None
     width = int(match.group(2))
     share = _pct(100 * width / GPU_FULL_LINK_WIDTH)
+    full = f"x{GPU_FULL_LINK_WIDTH}"
     text = (
-        f"GPU link trained at x{width} (PCIe Gen{match.group(1)}): "
-        f"{share} of the bandwidth of a full x{GPU_FULL_LINK_WIDTH} link"
+        f"GPU link PCIe Gen{match.group(1)} x{width}: {share} of the bandwidth of an {full} link, "
+        f"if the card is built for {full}"
     )
     return 0.0, text, node.evidence({T.GPU_LINK: link})
 
@@ -298,9 +314,18 @@ def _gpu_errors(node: Node) -> Verdict | None:
     return 0.0, text, node.evidence({T.GPU_ECC_ERRORS: ecc, T.GPU_PCIE_REPLAYS: replays})
 
 
+def _peak_holds_page_cache(node: Node) -> bool:
+    """Whether the memory peak is the cgroup's ``memory.peak``, page cache included (its ledger says)."""
+    return T.LEDGER_CGROUP_MEMORY_PEAK in node.tags.get(T.LEDGER, "")
+
+
 def _memory_near_limit(node: Node) -> Verdict | None:
     peak, bound = node.metrics.get(T.MEMORY_PEAK_GB), _memory_bound(node)
     if peak is None or bound is None or 100 * peak / bound[1] < MEMORY_NEAR_LIMIT_PCT:
+        return None
+    if _peak_holds_page_cache(node):
+        # the page cache fills a group up to its limit, and the kernel reclaims it there: no
+        # sign the run's own memory came near it (memory-pressure tells when reclaim held it)
         return None
     key, limit, words = bound
     text = f"memory near its limit: peak {plain_number(peak)} GB of {words} ({_pct(100 * peak / limit)})"
@@ -372,7 +397,8 @@ def _rules() -> tuple[Rule, ...]:
         Rule(
             "gpu-idle",
             _gpu_idle,
-            "The GPU waited for work and the CPU was not what kept it waiting.",
+            "The GPU waited for work while the usable cores were not all busy: a single-threaded "
+            "loader, storage, the network or other ranks may have kept it waiting.",
             f"{metric(T.GPU_BUSY_PCT)} < {plain_number(GPU_WAITING_BUSY_PCT)} (else "
             f"{metric(T.GPU_LOW_UTIL_PCT)} >= {plain_number(GPU_WAITING_LOW_UTIL_PCT)}) and "
             f"{metric(T.CPU_UTIL_PCT)} < {plain_number(CPU_SATURATED_PCT)} or not counted",
@@ -422,7 +448,7 @@ def _rules() -> tuple[Rule, ...]:
         Rule(
             "gpu-link",
             _gpu_link,
-            "The GPU's PCIe link trained narrower than a full link.",
+            "The GPU's PCIe link trained narrower than x16: less bandwidth, if the card is built for x16.",
             f"{tag(T.GPU_LINK)} is PCIe narrower than x{GPU_FULL_LINK_WIDTH}",
         ),
         Rule(
@@ -437,7 +463,8 @@ def _rules() -> tuple[Rule, ...]:
             _memory_near_limit,
             "The run's peak memory came near the container's limit (else the machine's memory).",
             f"{metric(T.MEMORY_PEAK_GB)} >= {plain_number(MEMORY_NEAR_LIMIT_PCT)} % of "
-            f"{tag(T.MEMORY_LIMIT_GB)}, else of {tag(T.MEMORY_GB)}",
+            f"{tag(T.MEMORY_LIMIT_GB)}, else of {tag(T.MEMORY_GB)}, and the peak is not the cgroup's "
+            f"(page cache included: {tag(T.LEDGER)} says so)",
         ),
     )
 

@@ -47,7 +47,8 @@ class Key(Record):
     - ``node_column`` / ``summary_column``: its column's title in the per-node table of a
       multi-node run and in ``summary`` (``None``: not a column).
     - ``metric``: an MLflow metric (a number), not a tag; ``combine``: how the values of a
-      multi-node run's nodes make the run's (``sum``, ``max``, ``mean``).
+      multi-node run's nodes make the run's (``sum``, ``max``, ``mean``; ``gpu_mean``: their
+      mean weighted by each node's ``sys.gpu_hours``, see :func:`._format.ledger_of`).
     """
 
     name: str
@@ -152,7 +153,9 @@ GPU_PCIE_REPLAYS = _row("sys.gpu_pcie_replays", "Ledger", metric=True, combine="
 GPU_HOURS = _row("sys.gpu_hours", "Ledger", metric=True, combine="sum")
 CO2_G = _row("sys.co2_g", "Ledger", metric=True, combine="sum")
 # What held the run back (metrics read the same way; ``why`` reads them): shares of the run's
-# time are their nodes' most, bytes their sum, the mean use of the cores or GPUs their mean.
+# time are their nodes' most, bytes their sum, the mean use of the GPUs their mean weighted by
+# each node's GPU hours. The mean use of the cores is their plain mean: each node's usable cores
+# are a tag (``sys.cpu_available``), and a run's ledger is combined from its metrics alone.
 CPU_UTIL_PCT = _row("sys.cpu_util_pct", "Limits", metric=True, combine="mean")
 CPU_THROTTLED_PCT = _row("sys.cpu_throttled_pct", "Limits", metric=True, combine="max")
 CPU_THROTTLED_S = _row("sys.cpu_throttled_s", "Limits", metric=True, combine="max")
@@ -167,8 +170,8 @@ RDMA_RX_GB = _row("sys.rdma_rx_gb", "Limits", metric=True, combine="sum")
 RDMA_TX_GB = _row("sys.rdma_tx_gb", "Limits", metric=True, combine="sum")
 NVLINK_RX_GB = _row("sys.nvlink_rx_gb", "Limits", metric=True, combine="sum")
 NVLINK_TX_GB = _row("sys.nvlink_tx_gb", "Limits", metric=True, combine="sum")
-GPU_BUSY_PCT = _row("sys.gpu_busy_pct", "Limits", metric=True, combine="mean")
-GPU_LOW_UTIL_PCT = _row("sys.gpu_low_util_pct", "Limits", metric=True, combine="mean")
+GPU_BUSY_PCT = _row("sys.gpu_busy_pct", "Limits", metric=True, combine="gpu_mean")
+GPU_LOW_UTIL_PCT = _row("sys.gpu_low_util_pct", "Limits", metric=True, combine="gpu_mean")
 ERROR = _row("sysmetrics.error", "Errors", varies="process")
 
 #: Every tag key the package writes, in display order.
@@ -206,6 +209,12 @@ def keys_of(source: str) -> tuple[str, ...]:
 LEDGER_EVERYTHING_COUNTED = "everything counted"
 #: The clause of ``sys.ledger`` that says the stall figures are the whole host's (no cgroup PSI).
 LEDGER_HOST_STALLS = "stalls: the whole host's (/proc/pressure), not the run's cgroup's"
+#: The clause of ``sys.ledger`` that says the stall figures are the run's cgroup's, which holds
+#: other processes than the run's (a login session's scope on a bare host, a container's init).
+LEDGER_CGROUP_STALLS = "stalls: the cgroup's, other processes in it included"
+#: The clause of ``sys.ledger`` that says ``sys.memory_peak_gb`` is the cgroup's ``memory.peak``,
+#: which holds the group's page cache (which the kernel reclaims as the group nears its limit).
+LEDGER_CGROUP_MEMORY_PEAK = "memory peak: the cgroup's memory.peak (page cache included)"
 
 #: Value of ``sys.gpu`` on a machine with no GPU (as mlflow-sysmetrics 0.1.3 writes it).
 NO_GPU = "None"

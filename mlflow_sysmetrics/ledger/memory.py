@@ -103,7 +103,7 @@ class MemoryMeter(Meter):
             not candidates or (last.cgroup_bytes or 0) > max(candidates)
         ):
             candidates.append(last.cgroup_bytes or 0)
-            book.note("memory peak: the cgroup's memory.peak (page cache included)")
+            book.note(T.LEDGER_CGROUP_MEMORY_PEAK)
         if not candidates:
             book.lacks(
                 self.name, "not above the process's peak before the run began, so the run's own is not known"

@@ -1,4 +1,4 @@
-"""Bytes over the network namespace's interfaces: ``/proc/net/dev``, every interface but ``lo``.
+"""Bytes over the network namespace's interfaces: ``/proc/net/dev``, less those that count bytes twice.
 
 ``/proc/net/dev`` lists the interfaces of the reading process's network namespace, one line
 each, as ``dev_seq_printf_stats`` (``net/core/net-procfs.c``) prints them: the name, a
@@ -8,6 +8,17 @@ The counters are the interfaces', not the process's: every process in the namesp
 network, the whole machine). Where the namespace is known to be the host's, ``sys.ledger``
 says so: its inode is ``NET_NS_INIT_INO`` (fixed since Linux 6.18), or, in the initial PID
 namespace (whose inode has been fixed since Linux 3.8), it is the one of PID 1.
+
+Which interfaces count: in a namespace of its own (a container's, whose ``eth0`` is one end
+of a ``veth`` pair), every one but ``lo``. In the host's, a byte crosses several: a
+container's traffic passes its ``veth``, a bridge (``docker0``, ``cni0``) and the port
+(``eth0``); a bond and its ports, a VLAN and its parent, an ``ifb`` mirroring a port's
+ingress all count the same bytes again. There only the physical interfaces count: those
+with a ``device`` link in ``/sys/class/net/<name>/`` (a PCI, virtio or other bus device;
+``Documentation/ABI/testing/sysfs-class-net``), which virtual interfaces have not, and
+``sys.ledger`` says so. An interface gone from ``/sys/class/net`` by the time it is looked
+up was removed: no physical one. Where ``/sys/class/net`` is not there to tell, neither figure
+is counted.
 
 An interface counts where it is in both readings: one that appeared or vanished during the
 run (a container's ``veth`` started or stopped) is named in ``sys.ledger`` and its bytes
@@ -31,6 +42,13 @@ INIT_NET_INO = 0xEFFFFFF9
 INIT_PID_INO = 0xEFFFFFFC
 #: Most interfaces named in ``sys.ledger`` as having come or gone.
 NAMED = 3
+#: Where each interface of the namespace sysfs was mounted in has a folder (a link to it).
+CLASS_NET = "/sys/class/net"
+#: ``sys.ledger``'s note where the namespace is the host's.
+HOST_NOTE = (
+    "network: the host's network namespace (every process on the machine counts), "
+    "its physical interfaces only (bridges, veths, bonds and VLANs carry the same bytes again)"
+)
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -80,7 +98,7 @@ def host_namespace(root: Root) -> bool | None:
 
 
 class NetworkMeter(Meter):
-    """Bytes received and sent over the namespace's interfaces (see the module)."""
+    """Bytes received and sent over the namespace's interfaces (the host's: physical ones; see the module)."""
 
     name = "network"
 
@@ -93,9 +111,10 @@ class NetworkMeter(Meter):
     def read(self) -> Reading:
         """Each interface's received and transmitted bytes now."""
         try:
-            return interfaces(read_text(self.root, DEV))
+            found = interfaces(read_text(self.root, DEV))
         except OSError as exc:
             raise Uncountable(f"{DEV} cannot be read ({exc.strerror or exc})") from None
+        return physical(self.root, found) if self.host else found
 
     def figures(self, first: Reading, last: Reading, seconds: float, book: Book) -> None:
         """``sys.net_rx_gb``, ``sys.net_tx_gb``."""
@@ -114,4 +133,14 @@ class NetworkMeter(Meter):
             )
             book.note(f"network: not counted, came or went during the run: {names}")
         if self.host:
-            book.note("network: the host's network namespace (every process on the machine counts)")
+            book.note(HOST_NOTE)
+
+
+def physical(root: Root, found: Reading) -> Reading:
+    """The interfaces of ``found`` that have a device (``/sys/class/net/<name>/device``): no virtual ones."""
+    if not root.exists(CLASS_NET):
+        raise Uncountable(
+            f"the host's network namespace, and no {CLASS_NET} to tell its physical interfaces "
+            "from the virtual ones that count the same bytes again"
+        )
+    return {name: counts for name, counts in found.items() if root.exists(f"{CLASS_NET}/{name}/device")}

@@ -12,6 +12,9 @@ The files are the run's cgroup's (v2: ``cpu.pressure``, ``io.pressure``,
 ``memory.pressure``), counting its own tasks; where the process is in no cgroup v2 group
 that has them (cgroup v1, a hybrid host), ``/proc/pressure/cpu``, ``io`` and ``memory``,
 which count every task of the host, other containers' included: ``sys.ledger`` says so.
+A group's stalls are those of every task in it and in its child groups: where the run is not
+alone in it at both ends (on a bare host, often a login session's scope that holds other
+jobs; a container's init), ``sys.ledger`` says that the others count too.
 
 PSI is off where the kernel was built without it, or with it off by default and booted
 without ``psi=1`` (RHEL 8's default): the files are missing, or reading them fails with
@@ -26,7 +29,7 @@ import posixpath
 from .. import _platform
 from .. import tags as T
 from .._files import Root, count, once_per_root
-from ._meter import Book, Meter, Uncountable
+from ._meter import Book, Meter, Uncountable, alone_in
 
 #: The resources, by their metric; each file's name in a cgroup and under ``/proc/pressure``.
 RESOURCES: tuple[tuple[str, str, str], ...] = (
@@ -92,6 +95,14 @@ class PressureMeter(Meter):
         if isinstance(found, str):
             raise Uncountable(found)
         self.files, self.host = found
+        self.pid = os.getpid()
+        self.alone = self._alone()
+
+    def _alone(self) -> bool:
+        """Whether the cgroup read holds the run's processes only, no child group (True: the host's files)."""
+        if self.host:
+            return True
+        return alone_in(self.root, self.pid, 2, posixpath.dirname(self.files[0]))
 
     def read(self) -> list[int]:
         """Each resource's ``some`` total now, in microseconds."""
@@ -101,6 +112,8 @@ class PressureMeter(Meter):
         """``sys.stall_cpu_pct``, ``sys.stall_io_pct`` and ``sys.stall_memory_pct``."""
         if self.host:
             book.note(T.LEDGER_HOST_STALLS)
+        elif not (self.alone and self._alone()):
+            book.note(T.LEDGER_CGROUP_STALLS)
         for (key, _, resource), before, after in zip(RESOURCES, first, last, strict=True):
             if after < before:
                 book.lacks(f"{resource} stalls", "the PSI counter went backwards")

@@ -53,8 +53,8 @@ CASES: dict[str, Case] = {
     "gpu-idle": Case(
         {},
         {T.GPU_BUSY_PCT: 23.0, T.CPU_UTIL_PCT: 40.0},
-        "GPU waiting for work: busy 23 % of the run, the usable cores 40 % busy: not the CPU; "
-        "look at storage, network, other ranks",
+        "GPU waiting for work: busy 23 % of the run, the usable cores averaged 40 % busy: not all of "
+        "them; a single-threaded loader can still be the limit, as can storage, the network or other ranks",
         0.77,
         {T.GPU_BUSY_PCT: 50.0},
         (T.GPU_BUSY_PCT,),
@@ -118,7 +118,7 @@ CASES: dict[str, Case] = {
     "gpu-link": Case(
         {T.GPU_LINK: "PCIe Gen4 x8, NVLink 4 links"},
         {},
-        "GPU link trained at x8 (PCIe Gen4): 50 % of the bandwidth of a full x16 link",
+        "GPU link PCIe Gen4 x8: 50 % of the bandwidth of an x16 link, if the card is built for x16",
         0.0,
         {T.GPU_LINK: "PCIe Gen4 x16, NVLink 4 links"},
         (T.GPU_LINK,),
@@ -475,3 +475,58 @@ def test_stalls_read_from_the_hosts_psi_say_so() -> None:
     assert finding.text.endswith("(the whole host's stalls: other processes' count too)")
     (own,) = explain({T.LEDGER: T.LEDGER_EVERYTHING_COUNTED}, {T.STALL_IO_PCT: 35.0})
     assert "whole host" not in own.text
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rule"),
+    [
+        ({T.STALL_IO_PCT: 35.0}, "storage"),
+        ({T.STALL_MEMORY_PCT: 15.0}, "memory-pressure"),
+        ({T.STALL_CPU_PCT: 25.0}, "cpu-contention"),
+    ],
+)
+def test_stalls_of_a_cgroup_shared_with_other_processes_say_so(metrics: dict[str, float], rule: str) -> None:
+    """A run not alone in its cgroup (a login session's scope): each stall finding says the others count too."""
+    from mlflow_sysmetrics._why import explain
+
+    tags = {T.LEDGER: f"cpu energy: no RAPL package zone in /sys/class/powercap; {T.LEDGER_CGROUP_STALLS}"}
+    (finding,) = explain(tags, metrics)
+    assert rule == finding.rule
+    assert finding.text.endswith("(the cgroup's stalls: other processes in it count too)")
+
+
+def test_an_idle_gpu_beside_mostly_idle_cores_does_not_clear_the_cpu() -> None:
+    """A single-threaded loader saturates one core of 32 (3 %): the finding does not say the CPU is not the limit."""
+    (finding,) = _why.explain({T.CPU_AVAILABLE: "32"}, {T.GPU_BUSY_PCT: 20.0, T.CPU_UTIL_PCT: 3.1})
+    assert finding.rule == "gpu-idle"
+    assert "not the CPU" not in finding.text
+    assert finding.text.endswith(
+        "the usable cores averaged 3.1 % busy: not all of them; a single-threaded loader can still be "
+        "the limit, as can storage, the network or other ranks"
+    )
+
+
+@pytest.mark.parametrize(("link", "share"), [("PCIe Gen4 x8", "50 %"), ("PCIe Gen3 x4", "25 %")])
+def test_a_narrow_link_is_told_against_an_x16_card_only(link: str, share: str) -> None:
+    """The tag is the trained width, not the card's: an x8 card (NVIDIA A2) is at full width, so the sentence says 'if'."""
+    (finding,) = _why.explain({T.GPU_LINK: link}, {})
+    assert finding.rule == "gpu-link"
+    assert finding.strength == 0.0
+    assert (
+        f"GPU link {link}: {share} of the bandwidth of an x16 link, if the card is built for x16"
+        == finding.text
+    )
+
+
+def test_a_cgroup_peak_with_its_page_cache_is_not_near_the_limit() -> None:
+    """memory.peak holds the page cache, which fills a group to its limit: no memory-near-limit finding.
+
+    Where the run stalled on memory, the memory-pressure finding says whose peak it gives.
+    """
+    tags = {T.MEMORY_GB: "64", T.MEMORY_LIMIT_GB: "8", T.LEDGER: T.LEDGER_CGROUP_MEMORY_PEAK}
+    assert _rules(tags, {T.MEMORY_PEAK_GB: 7.9}) == []
+    (finding,) = _why.explain(tags, {T.MEMORY_PEAK_GB: 7.9, T.STALL_MEMORY_PCT: 15.0})
+    assert finding.rule == "memory-pressure"
+    assert finding.text.endswith(
+        "peak 7.9 GB of the container's 8 GB limit (the cgroup's, page cache included)"
+    )

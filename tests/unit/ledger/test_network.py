@@ -1,8 +1,10 @@
-"""Network bytes from ``/proc/net/dev``: a replayed pod whose counters the tests move, and this machine's.
+"""Network bytes from ``/proc/net/dev``: a replayed pod and host whose counters the tests move, and this machine's.
 
 The pod (``pod-proc-counters``, its README names the documents) has ``lo``, ``eth0`` and
-``net1`` in a network namespace of its own; the tests rewrite its ``/proc/net/dev`` with the
-kernel's format string, and its namespace links, as the kernel would show them.
+``net1`` in a network namespace of its own; the host (``container-host-network``) has three
+ports, a bond of two of them, a VLAN on it, a bridge and a container's veth in the initial
+namespace. The tests rewrite ``/proc/net/dev`` with the kernel's format string, and the
+namespace links, as the kernel would show them.
 """
 
 from __future__ import annotations
@@ -34,11 +36,46 @@ START = {
 }
 
 
-def _pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "pod"
-    shutil.copytree(FIXTURES / "pod-proc-counters", root, symlinks=True)
+#: The host's counters at the start (its ``proc/net/dev``): received and sent bytes.
+HOST_START = {
+    "lo": (2147483648, 2147483648),
+    "eno1": (5368709120, 1073741824),
+    "ens1f0": (300000000000, 40000000000),
+    "ens1f1": (280000000000, 38000000000),
+    "bond0": (580000000000, 78000000000),
+    "bond0.100": (560000000000, 75000000000),
+    "docker0": (120000000000, 20000000000),
+    "veth3f2a1b0": (20000000000, 120000000000),
+}
+HOST_NOTE = (
+    "network: the host's network namespace (every process on the machine counts), "
+    "its physical interfaces only (bridges, veths, bonds and VLANs carry the same bytes again)"
+)
+
+
+def _replayed(machine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / machine
+    shutil.copytree(FIXTURES / machine, root, symlinks=True)
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(root))
     return root
+
+
+def _pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _replayed("pod-proc-counters", tmp_path, monkeypatch)
+
+
+def _host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return _replayed("container-host-network", tmp_path, monkeypatch)
+
+
+def _grown(
+    start: dict[str, tuple[int, int]], growth: dict[str, tuple[int, int]]
+) -> dict[str, tuple[int, int]]:
+    """``start`` with each interface of ``growth`` grown by its received and sent bytes."""
+    return {
+        name: (rx + growth.get(name, (0, 0))[0], tx + growth.get(name, (0, 0))[1])
+        for name, (rx, tx) in start.items()
+    }
 
 
 def _write(root: Path, counters: dict[str, tuple[int, int]]) -> None:
@@ -109,10 +146,76 @@ def test_a_counter_that_went_backwards_is_no_count(tmp_path: Path, monkeypatch: 
 
 def test_the_hosts_namespace_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process in the initial network namespace (Linux 6.18+: inode 0xEFFFFFF9): the whole machine counts."""
-    root = _pod(tmp_path, monkeypatch)
-    _link(root, "proc/self/ns/net", "net:[4026531833]")
+    _host(tmp_path, monkeypatch)
     counted = ledger.Span().finish()
-    assert "network: the host's network namespace (every process on the machine counts)" in counted.text
+    assert HOST_NOTE in counted.text
+
+
+def test_on_the_host_only_the_physical_interfaces_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the three ports have a device link: 4.01 GB received, 0.002 GB sent (all but lo: 20.01, 4.002).
+
+    4 GB from the network to a container: 2.5 GB on ens1f0 and 1.5 on ens1f1, then the same 4 GB on
+    bond0, bond0.100, docker0 and the veth (sent to the container); eno1 receives 0.01 GB and sends 0.002.
+    """
+    root = _host(tmp_path, monkeypatch)
+    counted = _counted_while(
+        root,
+        _grown(
+            HOST_START,
+            {
+                "lo": (10**10, 10**10),
+                "eno1": (10**7, 2 * 10**6),
+                "ens1f0": (25 * 10**8, 0),
+                "ens1f1": (15 * 10**8, 0),
+                "bond0": (4 * 10**9, 0),
+                "bond0.100": (4 * 10**9, 0),
+                "docker0": (0, 4 * 10**9),
+                "veth3f2a1b0": (0, 4 * 10**9),
+            },
+        ),
+    )
+    assert counted.metrics["sys.net_rx_gb"] == 4.01
+    assert counted.metrics["sys.net_tx_gb"] == 0.002
+    assert HOST_NOTE in counted.text
+
+
+def test_on_the_host_a_veth_that_came_or_went_is_not_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container started and another stopped during the run: their veths never counted, nothing to say."""
+    root = _host(tmp_path, monkeypatch)
+    last = _grown(HOST_START, {"eno1": (10**9, 10**9)})
+    del last["veth3f2a1b0"]
+    last["veth9c8d7e6"] = (10**9, 10**9)
+    counted = _counted_while(root, last)
+    assert counted.metrics["sys.net_rx_gb"] == 1.0
+    assert counted.metrics["sys.net_tx_gb"] == 1.0
+    assert "came or went" not in counted.text
+
+
+def test_on_the_host_without_sysfs_neither_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No /sys/class/net: the ports cannot be told from the bond, the bridge and the veth; no figure, and why."""
+    root = _host(tmp_path, monkeypatch)
+    shutil.rmtree(root / "sys/class/net")
+    counted = _counted_while(root, _grown(HOST_START, {"eno1": (10**9, 10**9)}))
+    assert not {"sys.net_rx_gb", "sys.net_tx_gb"} & set(counted.metrics)
+    assert (
+        "network: the host's network namespace, and no /sys/class/net to tell its physical interfaces "
+        "from the virtual ones that count the same bytes again"
+    ) in counted.text
+
+
+def test_in_a_pod_every_interface_but_lo_counts_without_sysfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod's eth0 is a veth (no device link) and its tree has no /sys: it counts, its own namespace's."""
+    root = _pod(tmp_path, monkeypatch)
+    assert not (root / "sys").exists()
+    counted = _counted_while(root, _grown(START, {"eth0": (10**9, 10**9)}))
+    assert counted.metrics["sys.net_rx_gb"] == 1.0
+    assert counted.metrics["sys.net_tx_gb"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -168,4 +271,4 @@ def test_this_machines_own_file() -> None:
     assert counted.metrics["sys.net_tx_gb"] >= 0
     host = os.readlink("/proc/self/ns/net") == "net:[4026531833]"  # NET_NS_INIT_INO, Linux 6.18+
     if host:
-        assert "network: the host's network namespace (every process on the machine counts)" in counted.text
+        assert HOST_NOTE in counted.text

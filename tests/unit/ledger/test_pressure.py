@@ -1,6 +1,7 @@
 """Stalls: PSI files of replayed cgroups and hosts whose totals the tests move, and this machine's own.
 
-``cgroup-v2-training-container`` has the group's own PSI files and the host's; ``cgroup-v1``
+``cgroup-v2-training-container`` has the group's own PSI files and the host's, and holds the
+container's init (``tini``) beside the trainer, whose place this process takes; ``cgroup-v1``
 has only the host's ``/proc/pressure``. A kernel with PSI off is replayed both ways it shows:
 the files missing, or there and failing to be read with ``EOPNOTSUPP``.
 """
@@ -24,12 +25,25 @@ from mlflow_sysmetrics.ledger.pressure import PressureMeter
 from tests.conftest import FIXTURES
 
 KEYS = (T.STALL_CPU_PCT, T.STALL_IO_PCT, T.STALL_MEMORY_PCT)
+TRAINER = 7  # the trainer's process id in the replayed container
 
 
 def _machine(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "machine"
     shutil.copytree(FIXTURES / name, root, symlinks=True)
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(root))
+    return root
+
+
+def _container(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, init: bool) -> Path:
+    """The training container with this process in the trainer's place; ``init``: tini (process 1) stays in the group."""
+    root = _machine("cgroup-v2-training-container", tmp_path, monkeypatch)
+    pid = os.getpid()
+    (root / f"proc/{TRAINER}/task/{TRAINER}").rename(root / f"proc/{TRAINER}/task/{pid}")
+    (root / f"proc/{TRAINER}").rename(root / f"proc/{pid}")
+    procs = root / "sys/fs/cgroup/cgroup.procs"
+    members = [str(pid) if p == str(TRAINER) else p for p in procs.read_text().split()]
+    procs.write_text("".join(f"{p}\n" for p in members if init or p != "1"))
     return root
 
 
@@ -54,9 +68,10 @@ def _figures(root: Path, move: dict[str, int], seconds: float) -> tuple[dict[str
 def test_the_cgroups_own_stalls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Over 10 s the group's tasks waited 2.5 s for CPU, 0.4 s for I/O, none for memory: 25, 4 and 0 %.
 
-    The host's /proc/pressure moves far more, and is not read while the group has its own.
+    The host's /proc/pressure moves far more, and is not read while the group has its own; the
+    run (the trainer, its workers and their child) is alone in the group: nothing to say.
     """
-    root = _machine("cgroup-v2-training-container", tmp_path, monkeypatch)
+    root = _container(tmp_path, monkeypatch, init=False)
     group = "sys/fs/cgroup"
     move = {
         f"{group}/cpu.pressure": 2_500_000,
@@ -66,6 +81,28 @@ def test_the_cgroups_own_stalls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     metrics, text = _figures(root, move, 10.0)
     assert metrics == {T.STALL_CPU_PCT: 25.0, T.STALL_IO_PCT: 4.0, T.STALL_MEMORY_PCT: 0.0}
     assert text == "everything counted"
+
+
+def test_a_cgroup_that_holds_other_processes_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tini shares the group with the run: the group's stalls count its tasks too, and sys.ledger says so once."""
+    root = _container(tmp_path, monkeypatch, init=True)
+    metrics, text = _figures(root, {"sys/fs/cgroup/io.pressure": 3_000_000}, 10.0)
+    assert metrics == {T.STALL_CPU_PCT: 0.0, T.STALL_IO_PCT: 30.0, T.STALL_MEMORY_PCT: 0.0}
+    assert text == "stalls: the cgroup's, other processes in it included"
+
+
+def test_a_process_that_joins_the_group_during_the_run_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is alone in the group at the start and a stranger (process 4242) joins it: the note, at the end."""
+    root = _container(tmp_path, monkeypatch, init=False)
+    meter = PressureMeter(Root(str(root)))
+    first = meter.read()
+    procs = root / "sys/fs/cgroup/cgroup.procs"
+    procs.write_text(procs.read_text() + "4242\n")
+    book = Book()
+    meter.figures(first, meter.read(), 10.0, book)
+    assert book.text() == T.LEDGER_CGROUP_STALLS
 
 
 def test_the_hosts_stalls_are_said_to_be_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,7 +156,7 @@ def test_psi_off_with_files_that_refuse_to_be_read(tmp_path: Path, monkeypatch: 
 
 def test_a_total_that_went_backwards_is_not_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The I/O total falls (not a counter of this group any more): that one absent with the reason, the others counted."""
-    root = _machine("cgroup-v2-training-container", tmp_path, monkeypatch)
+    root = _container(tmp_path, monkeypatch, init=False)
     metrics, text = _figures(root, {"sys/fs/cgroup/io.pressure": -1_000_000}, 10.0)
     assert metrics == {T.STALL_CPU_PCT: 0.0, T.STALL_MEMORY_PCT: 0.0}
     assert text == "io stalls: the PSI counter went backwards"

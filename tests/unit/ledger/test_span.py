@@ -55,3 +55,35 @@ def test_a_nodes_power_counts_only_the_hours_of_nodes_that_counted_energy() -> N
     combined = _format.ledger_of(metrics)
     assert combined["sys.gpu_power_avg_w"] == 100.0
     assert combined["sys.gpu_hours"] == pytest.approx(0.2)
+
+
+def test_the_gpus_shares_of_two_nodes_weigh_by_their_gpu_hours() -> None:
+    """8 GPUs busy 90 % and 1 GPU busy 0 % for an hour: 80 % of the run's GPU time, not the nodes' mean 45.
+
+    The clocks lowered for lack of work: 10 % of 8 GPU hours and 100 % of 1, 20 %. The cores'
+    use stays the nodes' plain mean (their usable cores are tags, not metrics).
+    """
+    metrics = {
+        "sys.gpu_hours": 8.0,
+        "sys.gpu_busy_pct": 90.0,
+        "sys.gpu_low_util_pct": 10.0,
+        "sys.cpu_util_pct": 60.0,
+        "sys.node1.gpu_hours": 1.0,
+        "sys.node1.gpu_busy_pct": 0.0,
+        "sys.node1.gpu_low_util_pct": 100.0,
+        "sys.node1.cpu_util_pct": 20.0,
+    }
+    combined = _format.ledger_of(metrics)
+    assert combined["sys.gpu_busy_pct"] == 80.0
+    assert combined["sys.gpu_low_util_pct"] == 20.0
+    assert combined["sys.cpu_util_pct"] == 40.0
+
+
+def test_a_node_without_gpu_hours_leaves_the_gpus_shares_unweighted() -> None:
+    """Node 1 logged no GPU hours (an older writer): no weight can be told for it, the nodes' plain mean."""
+    metrics = {
+        "sys.gpu_hours": 8.0,
+        "sys.gpu_busy_pct": 90.0,
+        "sys.node1.gpu_busy_pct": 0.0,
+    }
+    assert _format.ledger_of(metrics)["sys.gpu_busy_pct"] == 45.0
