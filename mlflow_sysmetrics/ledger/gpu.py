@@ -198,10 +198,8 @@ class GpuMeter(Meter):
                     # but no document gives how many cycles a second, so no period follows
                     # it (a run long enough for it to wrap twice loses the busy share, named).
                     watts = counters.max_power_w or 2000.0
-                    unwrapped = Unwrapped(
-                        energy, counters.energy_modulus_mj, watts * 1000, now
-                    )  # mJ a second
-                    self._energy[key] = unwrapped
+                    most = watts * 1000  # the counter's mJ a second
+                    unwrapped = self._energy[key] = Unwrapped(energy, counters.energy_modulus_mj, most, now)
                     self.wrap_seconds = min(
                         self.wrap_seconds or float("inf"), counters.energy_modulus_mj / watts / 1000
                     )
