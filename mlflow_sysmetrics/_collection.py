@@ -390,7 +390,7 @@ def _job(collector: Collector, entry: _Entry, context: Context) -> Callable[[], 
 
 
 def _start_thread(job: Callable[[], None], name: str) -> None:
-    if not _state.start_thread(job, name):  # no more threads to be had: do the work here instead
+    if _state.start_thread(job, name) is None:  # no more threads to be had: do the work here instead
         job()
 
 

@@ -98,7 +98,7 @@ class Context:
                     _stuck.discard(what)
                 done.set()
 
-        if not _state.start_thread(work, what):  # run here, it could block past the deadline
+        if _state.start_thread(work, what) is None:  # run here, it could block past the deadline
             with _guard_lock:
                 _stuck.discard(what)
             raise RuntimeError(f"no thread could be started to run {what} within the deadline")

@@ -90,10 +90,10 @@ def clear() -> None:
         reset()
 
 
-def start_thread(job: Callable[[], object], name: str) -> bool:
-    """Run ``job`` in a daemon thread named ``mlflow-sysmetrics-<name>``.
+def start_thread(job: Callable[[], object], name: str) -> threading.Thread | None:
+    """Run ``job`` in a daemon thread named ``mlflow-sysmetrics-<name>``: the thread, started.
 
-    Returns False, having started nothing, when the process can have no more threads.
+    Returns ``None``, having started nothing, when the process can have no more threads.
     """
 
     def run() -> None:
@@ -108,8 +108,8 @@ def start_thread(job: Callable[[], object], name: str) -> bool:
     try:
         thread.start()
     except RuntimeError:  # "can't start new thread"
-        return False
-    return True
+        return None
+    return thread
 
 
 def _import_locks() -> dict[str, Any] | None:

@@ -145,11 +145,18 @@ class Unwrapped:
     """A counter that wraps at ``modulus``, followed across its wraps from its first reading.
 
     ``most_per_second``: the most it can grow in a second (its source's power bound), which
-    tells when two readings were too far apart to know how often it wrapped between them:
-    :attr:`lost` then says so. A value at or above the modulus is not a reading of it.
+    tells when two readings were too far apart to know how often it wrapped between them,
+    and when a drop is no wrap at all: a wrap between two readings adds at most what the
+    source can draw in the time between them, so a drop that would have to add more is the
+    counter starting again (a driver reload, a RAPL reset). :attr:`lost` then says which. A
+    value at or above the modulus is not a reading of it.
     """
 
     __slots__ = ("at", "lost", "modulus", "most_per_second", "total", "value")
+
+    #: How far above ``most_per_second`` x the gap a wrap's increase may be and still be taken
+    #: for one (a bound stated in whole watts, the clocks of two readings).
+    SLACK = 1.05
 
     def __init__(self, value: int, modulus: int, most_per_second: float, at: float | None = None) -> None:
         self.value = value
@@ -165,7 +172,13 @@ class Unwrapped:
         gap = at - self.at
         if self.lost is None and gap * self.most_per_second >= self.modulus:
             self.lost = f"{gap:.0f} s passed between two readings, time enough to wrap more than once"
-        self.total += value - self.value if value >= self.value else value + self.modulus - self.value
+        if value >= self.value:
+            self.total += value - self.value
+        else:
+            grew = value + self.modulus - self.value
+            if self.lost is None and grew > self.most_per_second * max(gap, 0.0) * self.SLACK:
+                self.lost = "the counter went back: a reset, not a wrap"
+            self.total += grew
         self.value, self.at = value, at
         return self.total
 
@@ -173,12 +186,12 @@ class Unwrapped:
 class Guard:
     """Reads the meters whose counters can wrap, at half the shortest wrap period, until stopped.
 
-    Each reading costs what the meter's :meth:`~Meter.read` costs (a few file reads or
-    library calls: microseconds) and logs nothing; a read that fails is left to the span's
-    last reading to report.
+    Each reading (:meth:`read_once`) costs what the meter's :meth:`~Meter.read` costs (a few
+    file reads or library calls: microseconds) and logs nothing; a read that fails is left
+    to the span's last reading to report.
     """
 
-    __slots__ = ("_done", "_lock", "_meters", "_stop", "period")
+    __slots__ = ("_lock", "_meters", "_stop", "period", "thread")
 
     #: Never more often than this: a counter that wraps quicker cannot be followed by reading
     #: it (its readings then say that they were too far apart).
@@ -188,7 +201,8 @@ class Guard:
         self._meters = [m for m in meters if m.wrap_seconds]
         self._lock = lock
         self._stop = threading.Event()
-        self._done = threading.Event()
+        #: The thread that reads, once started (``None``: nothing to guard, or no thread to be had).
+        self.thread: threading.Thread | None = None
         shortest = min(m.wrap_seconds or 0.0 for m in self._meters) / 2 if self._meters else 0.0
         self.period = max(shortest, self.SHORTEST_PERIOD)
 
@@ -196,28 +210,27 @@ class Guard:
         """Start reading in a daemon thread; False when there is nothing to guard (or no thread to be had)."""
         if not self._meters:
             return False
-        started = _state.start_thread(self._run, "ledger-guard")
-        if not started:
-            self._done.set()
-        return started
+        self.thread = _state.start_thread(self._run, "ledger-guard")
+        return self.thread is not None
+
+    def read_once(self) -> None:
+        """Read each guarded meter once, under the span's lock (what the thread does each period)."""
+        for meter in self._meters:
+            try:
+                with self._lock:
+                    meter.read()
+            except Exception:  # the span's last reading reports what fails
+                _log.logger().debug("the ledger's guard could not read %s", meter.name, exc_info=True)
 
     def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.period):
-                for meter in self._meters:
-                    try:
-                        with self._lock:
-                            meter.read()
-                    except Exception:  # the span's last reading reports what fails
-                        _log.logger().debug("the ledger's guard could not read %s", meter.name, exc_info=True)
-        finally:
-            self._done.set()
+        while not self._stop.wait(self.period):
+            self.read_once()
 
     def stop(self) -> None:
         """Stop reading; a thread that was started has ended when this returns (or a second has passed)."""
         self._stop.set()
-        if self._meters:
-            self._done.wait(1.0)
+        if self.thread is not None:
+            self.thread.join(1.0)
 
 
 #: The most of a group's ``cgroup.procs`` read: a group whose list is longer (about 600

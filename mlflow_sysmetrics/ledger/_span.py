@@ -95,7 +95,7 @@ class Span:
         setup = Setup(root, Context(root, time.monotonic() + settings.timeout))
         try:
             gpus = gpu.counted_gpus(setup.context, self.book)
-            setup = setup._replace(gpus=gpus, gpu_meter=gpu.GpuMeter(gpus) if gpus else None)
+            setup = setup._replace(gpus=gpus, gpu_meter=gpu.GpuMeter(gpus, setup.context) if gpus else None)
         except Exception as exc:  # the GPUs' figures are lost, the others' are not
             self.book.lacks("gpu counters", _problem(exc))
         self.gpu_count = None if setup.gpus is None else len(setup.gpus)

@@ -21,7 +21,7 @@ import time
 
 from .. import tags as T
 from .._value import Record
-from ._meter import Book, Meter, Unwrapped
+from ._meter import Book, Meter, Uncountable, Unwrapped
 
 TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
 if TYPE_CHECKING:
@@ -42,13 +42,33 @@ class Gpu(Record):
     process: Callable[[Device, int], ProcessAccounting] | None = None
 
 
+#: Why no GPU is counted where their inventory was not read in time (a driver that does not answer).
+NOT_READ = "the GPUs were not read within the collection's deadline (MLFLOW_SYSMETRICS_TIMEOUT)"
+#: Why the GPUs' meter has no first reading where their library's session did not open in time.
+NO_SESSION = "the GPU driver did not answer within the collection's deadline (MLFLOW_SYSMETRICS_TIMEOUT)"
+
+
 def counted_gpus(ctx: Context, book: Book) -> list[Gpu]:
-    """The devices the run may use (``sys.gpu_count``'s rules), each whole device once."""
+    """The devices the run may use (``sys.gpu_count``'s rules), each whole device once.
+
+    From the inventories the collection read (the ``gpu`` collector's), so that a span never
+    waits on a GPU driver: where that read has not ended (a driver that does not answer,
+    past the collection's deadline), :class:`Uncountable`. Where none was asked for (the GPU
+    tags left out, a span with no collection before it), they are read now, within ``ctx``'s
+    deadline.
+    """
     from ..collectors import accelerators
 
     if not accelerators.has_sources(ctx.root):
         return []
-    inventories = accelerators.read_inventories(ctx)
+    inventories = accelerators.cached_inventories(ctx.root)
+    if inventories is None:
+        if accelerators.inventories_under_way(ctx.root):
+            raise Uncountable(NOT_READ)
+        try:
+            inventories = ctx.within_deadline(lambda: accelerators.read_inventories(ctx), "gpu inventory")
+        except TimeoutError:
+            raise Uncountable(NOT_READ) from None
     selection = accelerators.visible_devices(inventories)
     parents = {
         id(instance): device
@@ -90,6 +110,10 @@ SHARES = (
 )
 
 
+#: Why a GPU whose accounting has no record of the run's process gives no busy share.
+OTHERS = "accounting counts this process alone, and other processes of the run may have used the GPU"
+
+
 class Reading(Record):
     """The GPUs' counters at one moment, with each one's energy since the first reading (wraps undone).
 
@@ -102,15 +126,28 @@ class Reading(Record):
     processes: dict[str, ProcessAccounting]
 
 
+def lacking(gpu: Gpu, why: str | None) -> str:
+    """``sys.ledger``'s words for a counter ``gpu`` does not give: ``why``, or that it keeps none."""
+    return f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter"
+
+
 class GpuMeter(Meter):
-    """The counters of the GPUs the run may use (see the module)."""
+    """The counters of the GPUs the run may use (see the module).
+
+    ``context``: the span's, whose deadline bounds the first reading, which opens the
+    vendors' libraries (NVML's ``nvmlInit``, amdsmi's session): a driver that does not
+    answer costs the GPUs' figures and at most the deadline, never the run's start. Later
+    readings use the session that one opened. Without one the first reading waits as long
+    as the libraries do.
+    """
 
     name = "gpu counters"
 
-    def __init__(self, gpus: list[Gpu]) -> None:
+    def __init__(self, gpus: list[Gpu], context: Context | None = None) -> None:
         self.gpus = {
             gpu.device.uuid or gpu.device.bus_id or f"{gpu.vendor}:{gpu.device.index}": gpu for gpu in gpus
         }
+        self._context = context
         self._energy: dict[str, Unwrapped] = {}
         self.pid = os.getpid()
         self.born_in_run = False
@@ -122,9 +159,22 @@ class GpuMeter(Meter):
         self.pid = pid
         self.born_in_run = True
 
-    def read(self) -> Reading:
-        """Each GPU's counters now (a GPU whose vendor cannot count gives ``None``)."""
-        now = time.monotonic()
+    def read(self, at: float | None = None) -> Reading:
+        """Each GPU's counters now (a GPU whose vendor cannot count gives ``None``).
+
+        ``at``: the moment of the reading on the monotonic clock (by default, now), which
+        tells how far the counters that wrap can have moved since the last.
+        """
+        context, self._context = self._context, None
+        if context is None:
+            return self._read(at)
+        try:  # the first reading: the libraries' sessions open here
+            return context.within_deadline(lambda: self._read(at), "gpu counters")
+        except TimeoutError:
+            raise Uncountable(NO_SESSION) from None
+
+    def _read(self, at: float | None) -> Reading:
+        now = time.monotonic() if at is None else at
         reading = Reading({}, {}, {}, {})
         self.processes = reading.processes
         for key, gpu in self.gpus.items():
@@ -143,8 +193,13 @@ class GpuMeter(Meter):
             if energy is not None and counters.energy_modulus_mj:
                 unwrapped = self._energy.get(key)
                 if unwrapped is None:
+                    # Only the energy counter sets how often the guard reads: AMD's 32-bit
+                    # activity count (busy_modulus) grows by at most 100 a firmware cycle,
+                    # but no document gives how many cycles a second, so no period follows
+                    # it (a run long enough for it to wrap twice loses the busy share, named).
                     watts = counters.max_power_w or 2000.0
-                    unwrapped = self._energy[key] = Unwrapped(energy, counters.energy_modulus_mj, watts, now)
+                    most = watts * 1000  # the counter's mJ a second
+                    unwrapped = self._energy[key] = Unwrapped(energy, counters.energy_modulus_mj, most, now)
                     self.wrap_seconds = min(
                         self.wrap_seconds or float("inf"), counters.energy_modulus_mj / watts / 1000
                     )
@@ -178,13 +233,11 @@ class GpuMeter(Meter):
         for key, gpu in self.gpus.items():
             a, b = first.counters.get(key), last.counters.get(key)
             if a is None or b is None:
-                problem = last.problems.get(key) or first.problems.get(key)
-                book.lacks(what, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter")
+                book.lacks(what, lacking(gpu, last.problems.get(key) or first.problems.get(key)))
                 return None
             before, after = getattr(a, field), getattr(b, field)
             if before is None or after is None:
-                why = dict(b.why).get(field) or dict(a.why).get(field)
-                book.lacks(what, f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter")
+                book.lacks(what, lacking(gpu, dict(b.why).get(field) or dict(a.why).get(field)))
                 return None
             wraps_at = getattr(b, modulus) if modulus is not None else None
             if after < before and not wraps_at:
@@ -221,14 +274,13 @@ class GpuMeter(Meter):
         """``sys.gpu_busy_pct``: the mean over the GPUs of the share of the run a kernel ran.
 
         Each GPU's own count where it keeps one, else the run's process's accounting. A GPU
-        whose accounting has no record of the process counts 0 where another GPU has one
-        (the process is known by its id: it never used this one); where no GPU knows it,
-        its id may not be the driver's (a container), and the share is absent.
+        whose accounting has no record of the process tells nothing: accounting covers that
+        process alone, and the run's other processes (DDP ranks, spawned workers) may have
+        kept it busy, so the share is absent, named.
         """
         what = "gpu busy"
         shares: list[float] = []
         by_accounting = 0
-        unused: str | None = None
         for key, gpu in self.gpus.items():
             share, why = self._device_busy(key, gpu, first, last)
             if share is None:
@@ -237,18 +289,14 @@ class GpuMeter(Meter):
                     book.lacks(what, why)
                     return
                 if process.found is False:
-                    unused = unused or f"{why}, and {process.busy_why}"
-                    shares.append(0.0)
-                    continue
+                    book.lacks(what, f"{why}, and {process.busy_why}: {OTHERS}")
+                    return
                 share, process_why = self._process_busy(first.processes.get(key), process, seconds)
                 if share is None:
                     book.lacks(what, f"{why}, and {process_why}")
                     return
                 by_accounting += 1
             shares.append(share)
-        if unused is not None and not by_accounting:
-            book.lacks(what, unused)
-            return
         if by_accounting:
             book.note("gpu busy: the kernels of the run's own process only (NVML accounting)")
         book.add(T.GPU_BUSY_PCT, round(sum(shares) / len(shares), 3))
@@ -258,12 +306,10 @@ class GpuMeter(Meter):
         """The share of the run a kernel ran on ``gpu`` by its own count, or why it cannot be told."""
         a, b = first.counters.get(key), last.counters.get(key)
         if a is None or b is None:
-            problem = last.problems.get(key) or first.problems.get(key)
-            return None, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter"
+            return None, lacking(gpu, last.problems.get(key) or first.problems.get(key))
         if a.busy is None or b.busy is None or a.busy_of is None or b.busy_of is None:
             field = "busy" if a.busy is None or b.busy is None else "busy_of"
-            why = dict(b.why).get(field) or dict(a.why).get(field)
-            return None, f"{gpu.name}: {why}" if why else f"{gpu.name} keeps no such counter"
+            return None, lacking(gpu, dict(b.why).get(field) or dict(a.why).get(field))
         busy, of, wraps_at = b.busy - a.busy, b.busy_of - a.busy_of, b.busy_modulus
         if of < 0 or (busy < 0 and not wraps_at):
             return None, f"{gpu.name}'s activity counter went backwards (a GPU reset or a driver reload)"
@@ -327,8 +373,7 @@ class GpuMeter(Meter):
             if a is None or b is None:
                 counters = last.counters.get(key) or first.counters.get(key)
                 why = dict(counters.why).get("energy_mj") if counters is not None else None
-                problem = why or last.problems.get(key) or first.problems.get(key)
-                book.lacks(what, f"{gpu.name}: {problem}" if problem else f"{gpu.name} keeps no such counter")
+                book.lacks(what, lacking(gpu, why or last.problems.get(key) or first.problems.get(key)))
                 return
             if b[1] is not None:
                 book.lacks(what, f"{gpu.name}: {b[1]}")

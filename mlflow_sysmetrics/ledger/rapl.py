@@ -114,9 +114,13 @@ class RaplMeter(Meter):
         self.wrap_seconds = min(zone.modulus / (zone.watts * 1e6) for zone in self.zones)
         self._counters: dict[str, Unwrapped] = {}
 
-    def read(self) -> dict[str, tuple[int, str | None]]:
-        """Each zone's microjoules since the first reading (wraps undone), and why it is unsure."""
-        now = time.monotonic()
+    def read(self, at: float | None = None) -> dict[str, tuple[int, str | None]]:
+        """Each zone's microjoules since the first reading (wraps undone), and why it is unsure.
+
+        ``at``: the moment of the reading on the monotonic clock (by default, now), which
+        tells how far a counter can have moved since the last.
+        """
+        now = time.monotonic() if at is None else at
         totals: dict[str, tuple[int, str | None]] = {}
         for zone in self.zones:
             value = read_energy(self.root, zone.folder)

@@ -5,7 +5,8 @@
  *   driver 580.159.04
  *   cuda 13000
  *   init_error 9            (nvmlInit_v2 fails with this code)
- *   init_sleep_ms 5000      (nvmlInit_v2 hangs this long)
+ *   init_sleep_ms 5000 [<n>] (nvmlInit_v2 hangs this long, from its n-th call on, 1 by default:
+ *                           2 answers the first, the facts' pass, and hangs the ledger's session)
  *   gpu <mem bytes> <cc major> <cc minor> <mig: -1 unsupported, 0 off, 1 on> <bus id> <uuid> <name...>
  *   mig <parent index> <mem bytes> <gpu instance id> <compute instance id> <uuid> <name...>
  *   handle_error <index> <code>          (nvmlDeviceGetHandleByIndex_v2 fails for that GPU,
@@ -122,7 +123,7 @@ typedef struct {
 
 static device_t gpus[MAX_DEVICES];
 static device_t migs[MAX_DEVICES];
-static int gpu_count, mig_count, loaded, init_error, init_sleep_ms;
+static int gpu_count, mig_count, loaded, init_error, init_sleep_ms, init_sleep_from = 1, init_calls;
 static unsigned long long loaded_at_us;
 static char driver[80] = "0.0";
 static int cuda = 0;
@@ -151,7 +152,7 @@ static void load(void) {
         if (!strncmp(line, "driver ", 7)) sscanf(line + 7, "%79s", driver);
         else if (!strncmp(line, "cuda ", 5)) cuda = atoi(line + 5);
         else if (!strncmp(line, "init_error ", 11)) init_error = atoi(line + 11);
-        else if (!strncmp(line, "init_sleep_ms ", 14)) init_sleep_ms = atoi(line + 14);
+        else if (!strncmp(line, "init_sleep_ms ", 14)) sscanf(line + 14, "%d %d", &init_sleep_ms, &init_sleep_from);
         else if (!strncmp(line, "handle_error ", 13)) {
             int index, code;
             if (sscanf(line + 13, "%d %d", &index, &code) == 2 && index >= 0 && index < MAX_DEVICES)
@@ -295,7 +296,7 @@ static void load(void) {
 
 int nvmlInit_v2(void) {
     load();
-    if (init_sleep_ms) {
+    if (init_sleep_ms && ++init_calls >= init_sleep_from) {
         struct timespec t = {init_sleep_ms / 1000, (init_sleep_ms % 1000) * 1000000L};
         nanosleep(&t, NULL);
     }

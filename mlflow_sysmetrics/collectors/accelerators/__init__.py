@@ -113,7 +113,17 @@ def _here(platform: str) -> dict[str, Vendor]:
 
 
 _inventories: dict[str, tuple[list[Inventory], list[str]]] = _state.memo()
+#: The roots whose inventories a thread of this process is reading now (a wedged driver's stay).
+_reading: set[str] = set()
 _lock = _state.lock()
+
+
+def _forget_readers() -> None:
+    # The threads reading in the parent do not exist in a forked child.
+    _reading.clear()
+
+
+_state.register(after_fork=_forget_readers)
 
 
 def has_sources(root: Root) -> bool:
@@ -136,21 +146,40 @@ def read_inventories(ctx: Context, sources: Sequence[Vendor] | None = None) -> l
     key = ctx.root.path
     with _lock:
         cached = _inventories.get(key)
+        if cached is None:
+            _reading.add(key)
     if cached is not None:
         ctx.errors.extend(cached[1])
         return cached[0]
     found: list[Inventory] = []
-    for vendor in sources if sources is not None else _sources(ctx.root):
-        try:
-            inventory = vendor.module().inventory(ctx)
-        except Exception as exc:  # one vendor failing leaves the others' facts
-            ctx.note_error(exc)
-            continue
-        if inventory is not None:
-            found.append(inventory)
-    with _lock:
-        _inventories[key] = (found, list(ctx.errors))
+    try:
+        for vendor in sources if sources is not None else _sources(ctx.root):
+            try:
+                inventory = vendor.module().inventory(ctx)
+            except Exception as exc:  # one vendor failing leaves the others' facts
+                ctx.note_error(exc)
+                continue
+            if inventory is not None:
+                found.append(inventory)
+        with _lock:
+            _inventories[key] = (found, list(ctx.errors))
+    finally:
+        with _lock:
+            _reading.discard(key)
     return found
+
+
+def cached_inventories(root: Root) -> list[Inventory] | None:
+    """The inventories this process has read for ``root``, without reading; ``None`` where none was."""
+    with _lock:
+        cached = _inventories.get(root.path)
+    return None if cached is None else cached[0]
+
+
+def inventories_under_way(root: Root) -> bool:
+    """Whether a read of ``root``'s inventories has begun and not ended (a driver that does not answer)."""
+    with _lock:
+        return root.path in _reading and root.path not in _inventories
 
 
 class Selection(Record):

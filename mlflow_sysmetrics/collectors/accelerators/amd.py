@@ -576,7 +576,12 @@ def counters(device: Device) -> Counters:
       firmware, amdsmi before ROCm 6.1 within one session) from an idle device.
     - ``busy``, ``busy_of``: gpu_metrics' ``gfx_activity_acc`` (the busy percentage summed at
       each accumulation cycle, a 32-bit field) and 100 x ``accumulation_counter`` (the
-      cycles), which only the MI300 series' gpu_metrics v1.6 and later carry.
+      cycles), which only the MI300 series' gpu_metrics v1.6 and later carry. The activity
+      count wraps at 2^32 (``busy_modulus``) and grows by at most 100 a cycle, but neither
+      ``kgd_pp_interface.h`` ("Accumulation cycle counter") nor amdsmi's documents say how
+      many cycles a second the firmware counts: with no bound on its growth in time, no
+      guard period follows it, and a run over which it may have wrapped more than once gets
+      no busy share (the ledger says so).
     - ``max_power_w``: the board's maximum power cap (``amdsmi_get_power_cap_info``
       ``max_power_cap``, else hwmon ``power1_cap_max``).
     - ``ecc_uncorrected``: ``amdsmi_get_gpu_total_ecc_count``'s ``uncorrectable_count``;

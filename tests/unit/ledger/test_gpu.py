@@ -6,12 +6,17 @@ Its counters move from one read to the next as the machine's description says
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlflow_sysmetrics.collectors.accelerators.nvidia.counting import clock_event_fields
+from mlflow_sysmetrics.collectors.accelerators.nvidia.counting import (
+    clock_event_fields,
+    in_child_pid_namespace,
+)
 from tests.conftest import FIXTURES, build_fake_nvml
 from tests.fresh import fresh_python
 
@@ -24,6 +29,12 @@ time.sleep(0.5)
 ledger = span.finish()
 print(json.dumps([ledger.metrics, ledger.text]))
 """
+#: NVML knows processes by the ids of the initial pid namespace: the stand-in answers this
+#: process's accounting by its id, which is NVML's only there (not inside a container).
+accounting = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or in_child_pid_namespace(os.readlink("/proc/self/ns/pid")),
+    reason="inside a container the ledger asks NVML accounting nothing (it knows the host's process ids)",
+)
 H100 = "gpu 85520809984 9 0 0 00000000:{bus}:00.0 GPU-{uuid} NVIDIA H100 80GB HBM3\n"
 T4 = "gpu 16106127360 7 5 -1 00000000:{bus}:00.0 GPU-{uuid} Tesla T4\n"
 
@@ -100,6 +111,7 @@ def test_a_mig_instance_counts_its_whole_gpu(fake_nvml: Path, tmp_path: Path) ->
     assert "energy and counters of a MIG instance or partition are its whole device's" in text
 
 
+@accounting
 def test_gpu_memory_peak_from_nvml_accounting(fake_nvml: Path, tmp_path: Path) -> None:
     """No PyTorch: NVML accounting's maxMemoryUsage; with accounting off, what the process held."""
     on, _ = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 1 0 34359738368\n")
@@ -118,6 +130,7 @@ def test_co2_from_the_users_grid_figure(fake_nvml: Path, tmp_path: Path) -> None
     assert "co2: from GPU energy only" in text
 
 
+@accounting
 def test_an_accounting_peak_from_before_the_run_is_not_the_runs(fake_nvml: Path, tmp_path: Path) -> None:
     """NVML accounting's maxMemoryUsage is the most "ever allocated by the process" (nvml.h): only a rise counts."""
     same, text = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 1 34359738368 34359738368\n")
@@ -127,6 +140,7 @@ def test_an_accounting_peak_from_before_the_run_is_not_the_runs(fake_nvml: Path,
     assert rose["sys.gpu_memory_peak_gb"] == pytest.approx(34.36, abs=0.01)
 
 
+@accounting
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
@@ -135,14 +149,13 @@ def test_an_accounting_peak_from_before_the_run_is_not_the_runs(fake_nvml: Path,
             "NVML marks the process's peak not available (as under Windows WDDM)",
         ),
         ("accounting 0 1 0\naccounting_unknown 0\n", "NVML accounting has no record of process"),
-        ("accounting 0 0 0\nprocess 0 2147483648 other\n", "none as process"),
     ],
-    ids=["NVML_VALUE_NOT_AVAILABLE", "a pid NVML does not know", "host pids in a container"],
+    ids=["NVML_VALUE_NOT_AVAILABLE", "a pid NVML does not know"],
 )
 def test_a_gpu_memory_peak_nvml_cannot_tell_is_absent_with_the_reason(
     fake_nvml: Path, tmp_path: Path, spec: str, reason: str
 ) -> None:
-    """ULL -1 is "not available", never 18446744073.71 GB; a process NVML lists by another pid is not 0 GB."""
+    """ULL -1 is "not available", never 18446744073.71 GB; a process NVML has no record of is no peak."""
     metrics, text = _span(fake_nvml, tmp_path, _gpus(H100) + spec)
     assert "sys.gpu_memory_peak_gb" not in metrics
     assert reason in text
@@ -187,6 +200,7 @@ def test_an_nvml_without_the_deprecated_call_counts_from_the_fields(tmp_path: Pa
     assert metrics["sys.gpu_throttle_hw_pct"] == 0
 
 
+@accounting
 def test_an_nvml_lacking_one_call_costs_that_figure_alone(tmp_path: Path) -> None:
     """No nvmlDeviceGetTotalEccErrors in the library: every other figure is there, and sys.ledger names the one."""
     (tmp_path / "lacking").mkdir()
@@ -305,6 +319,36 @@ def _seconds(metrics: dict[str, float], gpus: int = 1) -> float:
     return metrics["sys.gpu_hours"] * 3600 / gpus
 
 
+#: A span, then the GPM samples left allocated after ``clear_cache()``, and in a forked child
+#: that clears its own: (parent's count, child's count).
+CLEARED = """
+import ctypes, json, os
+from mlflow_sysmetrics import _state, ledger, collect
+collect()
+ledger.start().finish()
+library = ctypes.CDLL("libnvidia-ml.so.1")
+read, write = os.pipe()
+child = os.fork()
+if child == 0:
+    _state.clear()
+    os.write(write, str(library.fake_nvml_gpm_samples()).encode())
+    os._exit(0)
+os.waitpid(child, 0)
+in_child = int(os.read(read, 16))
+_state.clear()
+print(json.dumps([library.fake_nvml_gpm_samples(), in_child]))
+"""
+
+
+def test_clearing_the_cache_frees_the_gpm_samples_and_a_child_never_frees_its_parents(
+    fake_nvml: Path, tmp_path: Path
+) -> None:
+    """clear_cache() frees the two H100s' kept samples; a forked child forgets them unfreed (they are the parent's)."""
+    parent, child = _run(CLEARED, fake_nvml, tmp_path, _gpus(H100, H100) + "gpm 0 80\ngpm 1 20\n")
+    assert parent == 0
+    assert child == 2  # the stand-in's count, as the child's copy of the library's memory has it
+
+
 def test_gpm_gives_the_busy_share_and_keeps_one_sample_a_gpu(fake_nvml: Path, tmp_path: Path) -> None:
     """Two H100s whose GPM says 80 % and 20 % between the span's samples: their mean; no accounting is asked.
 
@@ -325,6 +369,7 @@ def test_gpm_comes_before_accounting(fake_nvml: Path, tmp_path: Path) -> None:
     assert "NVML accounting" not in text
 
 
+@accounting
 def test_accounting_sums_give_the_busy_share_between_two_readings(fake_nvml: Path, tmp_path: Path) -> None:
     """An A100 (no GPM), accounting on: 20 samples summing 60000 (pct x 100) during the span is 30 %.
 
@@ -337,6 +382,7 @@ def test_accounting_sums_give_the_busy_share_between_two_readings(fake_nvml: Pat
     assert "gpu busy: the kernels of the run's own process only (NVML accounting)" in text
 
 
+@accounting
 def test_accounting_sums_of_a_program_count_from_its_start(fake_nvml: Path, tmp_path: Path) -> None:
     """A program under run with 40 samples at 50 % over the 250 ms its context lived: 50 % of 250 ms of the run.
 
@@ -348,6 +394,7 @@ def test_accounting_sums_of_a_program_count_from_its_start(fake_nvml: Path, tmp_
     assert metrics["sys.gpu_busy_pct"] == pytest.approx(50 * 0.25 / _seconds(metrics), rel=1e-2)
 
 
+@accounting
 def test_accounting_v1_is_the_programs_share_of_its_life(tmp_path: Path) -> None:
     """A driver before 610 (no accounting sums): gpuUtilization 80 % of a program's 400 ms context, over the run."""
     (tmp_path / "v1").mkdir()
@@ -358,6 +405,7 @@ def test_accounting_v1_is_the_programs_share_of_its_life(tmp_path: Path) -> None
     assert "NVML accounting" in text
 
 
+@accounting
 def test_accounting_v1_tells_no_share_of_a_span_within_a_long_life(tmp_path: Path) -> None:
     """Accounting v1's share is of the process's whole life, rounded: a process older than the span gets none."""
     (tmp_path / "v1").mkdir()
@@ -371,6 +419,7 @@ def test_accounting_v1_tells_no_share_of_a_span_within_a_long_life(tmp_path: Pat
     )
 
 
+@accounting
 def test_no_source_leaves_the_busy_share_out_with_both_reasons(tmp_path: Path) -> None:
     """An NVML before GPM, on a GPU with accounting off: absent, and sys.ledger names both sources."""
     (tmp_path / "old").mkdir()
@@ -383,6 +432,7 @@ def test_no_source_leaves_the_busy_share_out_with_both_reasons(tmp_path: Path) -
     ) in text
 
 
+@accounting
 def test_a_gpu_without_gpm_answers_why(fake_nvml: Path, tmp_path: Path) -> None:
     """An A100 (isSupportedDevice 0), accounting off: absent with the reasons, never 0."""
     metrics, text = _span(fake_nvml, tmp_path, _gpus(A100))
@@ -390,15 +440,105 @@ def test_a_gpu_without_gpm_answers_why(fake_nvml: Path, tmp_path: Path) -> None:
     assert "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer), and NVML accounting is off" in text
 
 
-def test_a_gpu_the_process_never_used_counts_zero_by_accounting(fake_nvml: Path, tmp_path: Path) -> None:
-    """Two A100s: 30 % on the first, no record of the process on the second (known elsewhere): a mean of 15 %."""
+@accounting
+def test_a_gpu_the_process_never_used_tells_no_share_by_accounting(fake_nvml: Path, tmp_path: Path) -> None:
+    """Two A100s: 30 % on the first, no record of the process on the second: absent, never a mean with 0 %.
+
+    Accounting covers the run's own process: the run's other processes (DDP ranks, spawned
+    workers) may have kept the second GPU busy.
+    """
     spec = _gpus(A100, A100) + (
         "accounting 0 1 0 0\naccounting_sums 0 10:50000 30:110000\naccounting 1 1 0\naccounting_unknown 1\n"
     )
-    metrics, _ = _span(fake_nvml, tmp_path, spec)
-    assert metrics["sys.gpu_busy_pct"] == 15.0
+    metrics, text = _span(fake_nvml, tmp_path, spec)
+    assert "sys.gpu_busy_pct" not in metrics
+    assert (
+        "gpu busy: NVIDIA A100-SXM4-40GB: no GPM (Hopper and newer), and NVML accounting has no record of "
+        "process"
+    ) in text
+    assert (
+        "accounting counts this process alone, and other processes of the run may have used the GPU" in text
+    )
 
 
+@accounting
+def test_another_process_on_the_gpu_leaves_this_one_holding_nothing(fake_nvml: Path, tmp_path: Path) -> None:
+    """Accounting off, NVML listing another process on the GPU and not this one: it holds 0 there.
+
+    Outside a container NVML's process ids are this process's own: no reason about containers.
+    """
+    metrics, text = _span(fake_nvml, tmp_path, _gpus(H100) + "accounting 0 0 0\nprocess 0 2147483648 other\n")
+    assert "sys.gpu_memory_peak_gb" not in metrics
+    assert "gpu memory peak: NVIDIA H100 80GB HBM3: NVML accounting is off" in text
+    assert "container" not in text
+    assert "held" not in text
+
+
+@pytest.mark.parametrize(
+    ("link", "child"),
+    [("pid:[4026531836]", False), ("pid:[4026532198]", True), ("pid:[4026531836]\n", False)],
+    ids=["the initial namespace", "a container's", "as read with its end of line"],
+)
+def test_a_child_pid_namespace_is_told_by_its_inode(link: str, child: bool) -> None:
+    """``/proc/self/ns/pid`` names the namespace's inode; the initial one's is PROC_PID_INIT_INO, 0xEFFFFFFC.
+
+    namespaces(7) shows the initial namespace's link (``pid -> pid:[4026531836]``); any
+    other inode is a namespace made since, as a container's.
+    """
+    assert child == in_child_pid_namespace(link)
+
+
+#: A span whose start and finish are timed: what it counted, and how long they took.
+TIMED = """
+import json, time
+from mlflow_sysmetrics import ledger, collect
+collect()
+began = time.monotonic()
+counted = ledger.start().finish()
+print(json.dumps([counted.metrics, counted.text, time.monotonic() - began]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("hangs", "reason", "gpus_known"),
+    [
+        (
+            "init_sleep_ms 5000 2\n",
+            "gpu counters: the GPU driver did not answer within the collection's deadline",
+            True,
+        ),
+        (
+            "init_sleep_ms 5000\n",
+            "gpu counters: the GPUs were not read within the collection's deadline",
+            False,
+        ),
+    ],
+    ids=["the ledger's session hangs", "the collection's pass hangs too"],
+)
+def test_a_wedged_gpu_driver_costs_the_deadline_not_the_run(
+    fake_nvml: Path, tmp_path: Path, hangs: str, reason: str, gpus_known: bool
+) -> None:
+    """nvmlInit_v2 hangs 5 s, with a 0.5 s deadline: the span starts and ends (well under 3 s: not hung).
+
+    Where the collection's pass got through, the GPUs are known (their hours are counted) and
+    the ledger's own session hangs; where the pass hung too, no GPU is counted. Either way
+    the GPUs' figures are absent, named, and the other meters count.
+    """
+    (tmp_path / "spec.txt").write_text(_gpus(A100) + "counter 0 energy 0 360000\n" + hangs)
+    env = {
+        "LD_LIBRARY_PATH": str(fake_nvml),
+        "FAKE_NVML_SPEC": str(tmp_path / "spec.txt"),
+        "MLFLOW_SYSMETRICS_TIMEOUT": "0.5",
+    }
+    metrics, text, seconds = fresh_python(TIMED, env=env).value
+    assert seconds < 3
+    assert reason in text
+    assert "sys.gpu_energy_wh" not in metrics
+    assert gpus_known == ("sys.gpu_hours" in metrics)
+    assert any(not key.startswith("sys.gpu") for key in metrics)  # the other meters' figures
+
+
+@accounting
 def test_a_process_no_gpu_knows_gets_no_share(fake_nvml: Path, tmp_path: Path) -> None:
     """No record of the process on any GPU (as inside a container, where NVML knows host pids): absent."""
     spec = _gpus(A100) + "accounting 0 1 0\naccounting_unknown 0\n"
@@ -410,6 +550,7 @@ def test_a_process_no_gpu_knows_gets_no_share(fake_nvml: Path, tmp_path: Path) -
     )
 
 
+@accounting
 def test_a_utilization_nvml_marks_not_available_is_no_share(fake_nvml: Path, tmp_path: Path) -> None:
     """A gpuUtilization of NVML_VALUE_NOT_AVAILABLE (nvml.h: not supported): absent, not 42949672.95 %."""
     spec = _gpus(A100) + "accounting 0 1 0 0\naccounting_util 0 4294967295\naccounting_sums 0 1:100 2:200\n"

@@ -6,8 +6,9 @@ documents each answer follows). The live inventory reads this machine's PCI bus,
 AMD GPU is, and counts a vendor's counters only there: so the GPUs are the ones our
 inventory finds on the replayed machine the description belongs to (``amd.from_sysfs``
 reading its tree), each read through ``amd.counters``, and the meter and its guard are
-driven as a span drives them (read, guard, read again, figures). Expected values come from
-the described counters and their documented units.
+driven as a span drives them (read, guard, read again, figures); a counter that wraps is
+read between its moves as the guard reads it, at the moments the guard would. Expected
+values come from the described counters and their documented units.
 """
 
 from __future__ import annotations
@@ -38,12 +39,6 @@ with lock:
     first = meter.read()
 guard = Guard([meter], lock)
 guard.start()
-spec = os.environ["FAKE_AMDSMI_SPEC"]
-for pause, text in json.loads(os.environ.get("MOVES", "[]")):
-    time.sleep(pause)
-    with open(spec + ".new", "w") as out:
-        out.write(text)
-    os.replace(spec + ".new", spec)
 time.sleep(float(os.environ.get("LAST_PAUSE", "0.5")))
 guard.stop()
 with lock:
@@ -52,6 +47,31 @@ seconds = time.monotonic() - started
 book = Book()
 meter.figures(first, last, seconds, book)
 print(json.dumps([book.metrics, book.text(), seconds, guard.period]))
+"""
+#: The meter read between moves of the described counters, at the moments the guard would
+#: read it (``STEP`` s apart by the meter's clock, 0.5 by default): what it counted, and how
+#: soon a counter wraps.
+GUARDED = """
+import json, os
+from mlflow_sysmetrics._files import Root
+from mlflow_sysmetrics.collectors.accelerators import amd
+from mlflow_sysmetrics.ledger._meter import Book
+from mlflow_sysmetrics.ledger.gpu import Gpu, GpuMeter
+
+inventory = amd.from_sysfs(Root(os.environ["MLFLOW_SYSMETRICS_ROOT"]))
+meter = GpuMeter([Gpu("amd", d.name, d, amd.counters) for d in inventory.devices])
+first = last = meter.read(at=0.0)
+spec = os.environ["FAKE_AMDSMI_SPEC"]
+moves = json.loads(os.environ["MOVES"])
+apart = float(os.environ.get("STEP", "0.5"))
+for step, text in enumerate(moves, 1):
+    with open(spec + ".new", "w") as out:
+        out.write(text)
+    os.replace(spec + ".new", spec)
+    last = meter.read(at=apart * step)
+book = Book()
+meter.figures(first, last, apart * len(moves), book)
+print(json.dumps([book.metrics, book.text(), meter.wrap_seconds]))
 """
 
 
@@ -65,10 +85,8 @@ class Span:
         self.guard_period: float = value[3]
 
 
-def _span(
-    machine: str, spec: str, tmp_path: Path, moves: list[tuple[float, str]] | None = None, **env: str
-) -> Span:
-    """A span over ``machine``'s GPUs whose amdsmi answers ``spec`` (moved by ``moves``)."""
+def _span(machine: str, spec: str, tmp_path: Path, **env: str) -> Span:
+    """A span over ``machine``'s GPUs whose amdsmi answers ``spec``."""
     (tmp_path / "amdsmi.txt").write_text(spec)
     ran = fresh_python(
         SPAN,
@@ -76,7 +94,6 @@ def _span(
             "PYTHONPATH": str(FAKES),
             "FAKE_AMDSMI_SPEC": str(tmp_path / "amdsmi.txt"),
             "MLFLOW_SYSMETRICS_ROOT": str(FIXTURES / machine),
-            "MOVES": json.dumps(moves or []),
             **env,
         },
     )
@@ -99,26 +116,59 @@ def test_mi300x_energy_power_busy_errors_and_replays(tmp_path: Path) -> None:
     assert "sys.gpu_throttle_power_pct" not in span.metrics  # amdsmi gives no such counter here
 
 
+#: A W7900's energy unit cut so that its 32-bit range is 300 J (2^32 counts of 0.0698 uJ).
+UNIT_UJ = 300e6 / 2**32
+
+
+def _guarded(tmp_path: Path, steps: list[int], **env: str) -> tuple[dict[str, float], str, float]:
+    """The cut W7900's counter, from half way, advanced ``steps`` counts between readings (:data:`GUARDED`)."""
+    base = _described("w7900.txt") + f"amdsmi_get_energy_count 0000:03:00.0 counter_resolution {UNIT_UJ!r}\n"
+    value = 2**31
+    (tmp_path / "amdsmi.txt").write_text(
+        base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {value}\n"
+    )
+    moves = []
+    for step in steps:
+        value = (value + step) % 2**32
+        moves.append(base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {value}\n")
+    ran = fresh_python(
+        GUARDED,
+        env={
+            "PYTHONPATH": str(FAKES),
+            "FAKE_AMDSMI_SPEC": str(tmp_path / "amdsmi.txt"),
+            "MLFLOW_SYSMETRICS_ROOT": str(FIXTURES / "amd-w7900"),
+            "MOVES": json.dumps(moves),
+            **env,
+        },
+    )
+    metrics, text, wrap_seconds = ran.value
+    return metrics, text, wrap_seconds
+
+
 def test_every_wrap_of_a_32_bit_counter_is_undone(tmp_path: Path) -> None:
     """A W7900 whose 32-bit counter wraps three times in the span is counted whole.
 
     The counter's unit cut so that its range is 300 J (2^32 counts of 0.0698 uJ), which it
     can cross in about a second at the board's 295 W: the guard reads every half second.
-    Each 1.2 s the counter advances 0.9 of its range (270 J), as the powercap tests do.
+    Read so, the counter advancing 0.45 of its range (135 J, 270 W) each time: seven
+    readings, three wraps.
     """
-    unit_uj = 300e6 / 2**32
-    base = _described("w7900.txt") + f"amdsmi_get_energy_count 0000:03:00.0 counter_resolution {unit_uj!r}\n"
-    step, value = 3_865_470_566, 2**31  # 0.9 of the range; the counter starts half way
-    moves = []
-    for _ in range(3):
-        value = (value + step) % 2**32
-        moves.append((1.2, base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {value}\n"))
-    first = base + f"amdsmi_get_energy_count 0000:03:00.0 energy_accumulator {2**31}\n"
-    span = _span("amd-w7900", first, tmp_path, moves, LAST_PAUSE="0.6")
-    assert "gpu energy" not in span.text
-    joules = 3 * step * ctypes.c_float(unit_uj).value / 1e6  # the unit as amdsmi's C float carries it
-    assert span.metrics["sys.gpu_energy_wh"] == pytest.approx(joules / 3600, rel=1e-4)
-    assert span.guard_period == pytest.approx(300 / 295 / 2, rel=1e-3)
+    step = 1_932_735_283  # 0.45 of the range
+    metrics, text, wrap_seconds = _guarded(tmp_path, [step] * 7)
+    assert "gpu energy" not in text
+    joules = 7 * step * ctypes.c_float(UNIT_UJ).value / 1e6  # the unit as amdsmi's C float carries it
+    assert metrics["sys.gpu_energy_wh"] == pytest.approx(joules / 3600, rel=1e-4)
+    assert wrap_seconds == pytest.approx(300 / 295, rel=1e-3)
+
+
+def test_readings_further_apart_than_a_wrap_are_not_guessed(tmp_path: Path) -> None:
+    """The same W7900 read 2 s apart: its 300 J range can be crossed in 1.02 s, so how often it wrapped is not known."""
+    metrics, text, _ = _guarded(tmp_path, [429_496_730], STEP="2")  # 0.1 of the range
+    assert "sys.gpu_energy_wh" not in metrics
+    assert (
+        "gpu energy: AMD GPU [1002:7448]: 2 s passed between two readings, time enough to wrap more than once"
+        in text
+    )
 
 
 def test_a_driver_reload_is_not_a_wrap_the_board_could_draw(tmp_path: Path) -> None:
@@ -126,8 +176,7 @@ def test_a_driver_reload_is_not_a_wrap_the_board_could_draw(tmp_path: Path) -> N
     span = _span("amd-w7900", _described("w7900-reload.txt"), tmp_path)
     assert "sys.gpu_energy_wh" not in span.metrics
     assert "sys.gpu_power_avg_w" not in span.metrics
-    assert "gpu energy: AMD GPU [1002:7448] counted" in span.text
-    assert "above its 295 W maximum limit: a counter that restarted (a driver reload)" in span.text
+    assert "gpu energy: AMD GPU [1002:7448]: the counter went back: a reset, not a wrap" in span.text
     # a 32-bit counter of 2^-16 J wraps every 65,536 J: at 295 W, read every half of that
     assert span.guard_period == pytest.approx(65536 / 295 / 2)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from mlflow_sysmetrics import ledger
 from mlflow_sysmetrics._files import Root
 from mlflow_sysmetrics.ledger import rapl
+from mlflow_sysmetrics.ledger._meter import Book
 from tests.conftest import FIXTURES
 from tests.fresh import fresh_python, python_without_read_anything
 
@@ -40,10 +40,6 @@ def _machine(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 def _add(zone: Path, microjoules: int, wrap_at: int | None = None) -> None:
     value = int((zone / "energy_uj").read_text()) + microjoules
     (zone / "energy_uj").write_text(f"{value % wrap_at if wrap_at else value}\n")
-
-
-def _guards() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "mlflow-sysmetrics-ledger-guard"]
 
 
 def test_cpu_energy_of_packages_and_dram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,14 +68,43 @@ def test_a_zone_without_a_limit_is_bounded_by_its_package(
     assert meter.wrap_seconds == pytest.approx(65712999613 / 324e6)
 
 
+def _figures(meter: rapl.RaplMeter, first: object, last: object) -> ledger.Ledger:
+    """What ``meter`` counted between two of its readings."""
+    book = Book()
+    meter.figures(first, last, 1.0, book)
+    return ledger.Ledger(book.metrics, book.text())
+
+
 def test_a_wrapped_counter_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """package-1's counter passes max_energy_range_uj and starts again from 0: still 1 Wh."""
+    """package-1's counter passes max_energy_range_uj and starts again from 0: still 1 Wh.
+
+    Read 20 s apart (as the meter's clock says): 3,600 J in 20 s is 180 W, within the
+    package's 324 W, so the drop is a wrap.
+    """
     zones = _machine("powercap-rapl", tmp_path, monkeypatch)
     (zones / "intel-rapl:1/energy_uj").write_text("262143000000\n")
-    span = ledger.Span()
+    meter = rapl.RaplMeter(Root(os.environ["MLFLOW_SYSMETRICS_ROOT"]))
+    first = meter.read(at=0.0)
     _add(zones / "intel-rapl:1", 3_600_000_000, wrap_at=262143328850)
     assert int((zones / "intel-rapl:1/energy_uj").read_text()) < 262143000000
-    assert span.finish().metrics["sys.cpu_energy_wh"] == pytest.approx(1.0)
+    assert _figures(meter, first, meter.read(at=20.0)).metrics["sys.cpu_energy_wh"] == pytest.approx(1.0)
+
+
+def test_a_counter_that_starts_again_is_a_reset_not_a_wrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """package-1's counter drops from 100 kJ to 1 kJ during a short span (a RAPL reset).
+
+    Taken for a wrap it would have counted 163 kJ, which no 324 W package draws in the time
+    between two readings: the energy is absent, and why.
+    """
+    zones = _machine("powercap-rapl", tmp_path, monkeypatch)
+    (zones / "intel-rapl:1/energy_uj").write_text("100000000000\n")
+    span = ledger.Span()
+    (zones / "intel-rapl:1/energy_uj").write_text("1000000000\n")
+    counted = span.finish()
+    assert "sys.cpu_energy_wh" not in counted.metrics
+    assert "cpu energy: intel-rapl:1: the counter went back: a reset, not a wrap" in counted.text
 
 
 def test_a_zero_reading_is_a_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,40 +127,72 @@ def test_zones_that_state_no_limit_anywhere_are_read_every_33_seconds(
     assert {zone.watts for zone in meter.zones} == {1000}
     assert meter.wrap_seconds == pytest.approx(65.535999984)
     span = ledger.Span()
+    guard = span._guard.thread
     try:
-        assert len(_guards()) == 1
+        assert guard is not None
+        assert guard.is_alive()
         assert span._guard.period == pytest.approx(65.535999984 / 2)
     finally:
         span.finish()
+    assert not guard.is_alive()  # finish() stopped it, and waited for it
+
+
+def _cut_range(zones: Path, modulus: int) -> None:
+    """The EPYC tree's counters' range cut to ``modulus`` uJ, each counter half way."""
+    for zone in ("intel-rapl:0", "intel-rapl:1"):
+        (zones / zone / "max_energy_range_uj").write_text(f"{modulus}\n")
+        (zones / zone / "energy_uj").write_text(f"{modulus // 2}\n")
 
 
 def test_every_wrap_of_a_long_run_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A counter that wraps three times during the span is counted whole: the guard read it between.
+    """A counter that wraps three times during the span is counted whole: it was read between.
 
     The EPYC tree with its counters' range cut to 1 kJ (wrapping every second at the 1 kW
-    bound, so read every 0.5 s): each 1.2 s the counter advances 0.9 of its range.
+    bound, so the guard reads every 0.5 s). Read as the guard reads, 0.5 s apart by the
+    meter's clock, the counter advancing 450 J (900 W) each time: 3,150 J over 3.5 s.
     """
     zones = _machine("powercap-amd-epyc", tmp_path, monkeypatch)
-    modulus = 1_000_000_000
-    for zone in ("intel-rapl:0", "intel-rapl:1"):
-        (zones / zone / "max_energy_range_uj").write_text(f"{modulus}\n")
-        (zones / zone / "energy_uj").write_text("500000000\n")
-    span = ledger.Span()
-    for _ in range(3):
-        time.sleep(1.2)
-        _add(zones / "intel-rapl:0", 900_000_000, wrap_at=modulus)
-    time.sleep(0.6)
-    counted = span.finish()
+    _cut_range(zones, 1_000_000_000)
+    meter = rapl.RaplMeter(Root(os.environ["MLFLOW_SYSMETRICS_ROOT"]))
+    assert meter.wrap_seconds == pytest.approx(1.0)
+    first = last = meter.read(at=0.0)
+    for step in range(1, 8):
+        _add(zones / "intel-rapl:0", 450_000_000, wrap_at=1_000_000_000)
+        last = meter.read(at=0.5 * step)
+    counted = _figures(meter, first, last)
     assert "cpu energy" not in counted.text
-    assert counted.metrics["sys.cpu_energy_wh"] == pytest.approx(3 * 900 / 3600)
+    assert counted.metrics["sys.cpu_energy_wh"] == pytest.approx(7 * 450 / 3600)
+
+
+def test_the_spans_guard_reads_the_counters_between_its_readings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The span's guard thread reads the RAPL zones on its own (every 0.5 s here), and ends with the span."""
+    zones = _machine("powercap-amd-epyc", tmp_path, monkeypatch)
+    _cut_range(zones, 1_000_000_000)
+    span = ledger.Span()
+    meter = next(m for m in span.meters if isinstance(m, rapl.RaplMeter))
+    started = {folder: counter.at for folder, counter in meter._counters.items()}
+
+    def read_since() -> bool:
+        return all(counter.at != started[folder] for folder, counter in meter._counters.items())
+
+    deadline = time.monotonic() + 60  # however loaded the machine, the guard reads within a minute
+    while time.monotonic() < deadline and not read_since():
+        time.sleep(0.05)
+    guarded = read_since()  # before the span's own last reading
+    guard = span._guard.thread
+    span.finish()
+    assert guarded
+    assert guard is not None
+    assert not guard.is_alive()
 
 
 def test_no_guard_where_no_counter_can_wrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No readable RAPL zone (a VM): no thread is started for the span."""
     monkeypatch.setenv("MLFLOW_SYSMETRICS_ROOT", str(FIXTURES / "cgroup-v2-memory-peak"))
-    before = len(_guards())
     span = ledger.Span()
-    assert len(_guards()) == before
+    assert span._guard.thread is None
     assert "cpu energy: no RAPL package zone in /sys/class/powercap" in span.finish().text
 
 

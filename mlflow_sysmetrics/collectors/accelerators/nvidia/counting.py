@@ -45,11 +45,13 @@ SM activity and occupancy say how much of the GPU a kernel filled, not that one 
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 
 from .... import _state
 from ...._platform import LINUX
 from ..counters import Counters, ProcessAccounting
+from . import _nvml
 from ._nvml import (
     NVML_ERROR_NOT_FOUND,
     NVML_ERROR_NOT_SUPPORTED,
@@ -230,12 +232,27 @@ _gpm: dict[str, _Gpm | str] = {}
 _gpm_lock = _state.lock()
 
 
+def _free_gpm() -> None:
+    """Free the samples kept (``clear_cache()``): the next reading starts each device's count anew."""
+    with _gpm_lock:
+        kept = [gpm.sample for gpm in _gpm.values() if isinstance(gpm, _Gpm)]
+        _gpm.clear()
+    lib = _nvml._session
+    if lib is None:
+        return
+    for sample in kept:
+        try:
+            lib.nvmlGpmSampleFree(sample)
+        except AttributeError:  # pragma: no cover - a library that allocated them frees them
+            break
+
+
 def _forget_gpm() -> None:
-    # Samples belong to the session that took them: a child (or a cleared cache) starts anew.
+    # A forked child has no session of its own yet, and the samples are the parent's to free.
     _gpm.clear()
 
 
-_state.register(reset=_forget_gpm, after_fork=_forget_gpm)
+_state.register(reset=_free_gpm, after_fork=_forget_gpm)
 
 
 def _lacks_busy(read: _Reader, why: str) -> None:
@@ -359,8 +376,48 @@ def counters(device: Device) -> Counters:
     )
 
 
-#: Why a process's GPU memory cannot be matched by its process id inside a container.
+#: Why a process's account cannot be found by its process id inside a container.
 _HOST_PIDS = "inside a container NVML knows processes by the host's process ids"
+#: ``/proc/self/ns/pid`` of a process in the initial pid namespace: ``PROC_PID_INIT_INO``
+#: (``include/linux/proc_ns.h``, 0xEFFFFFFC), fixed since Linux 3.8.
+INITIAL_PID_NAMESPACE = "pid:[4026531836]"
+
+
+def in_child_pid_namespace(link: str) -> bool:
+    """Whether ``/proc/self/ns/pid`` (its target: ``link``) is a pid namespace other than the initial one.
+
+    Only in the initial one are a process's ids the ones the driver, and so NVML, knows it by.
+    """
+    return link.strip() != INITIAL_PID_NAMESPACE
+
+
+_namespace: dict[str, str | None] = _state.memo()
+
+
+def _foreign_pids() -> str | None:
+    """Why NVML cannot know this process by its own id (a child pid namespace), or ``None`` where it can."""
+    if not LINUX:
+        return None  # no pid namespaces: the driver's ids are the process's
+    if "why" not in _namespace:
+        try:
+            link = os.readlink("/proc/self/ns/pid")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            _namespace["why"] = (
+                f"/proc/self/ns/pid ({reason}) does not say whether NVML knows this process's id"
+            )
+        else:
+            _namespace["why"] = _HOST_PIDS if in_child_pid_namespace(link) else None
+    return _namespace["why"]
+
+
+def _forget_namespace() -> None:
+    # A child of a process that made a pid namespace for its children is in that one.
+    _namespace.clear()
+
+
+_state.register(after_fork=_forget_namespace)
+
 #: Why neither the peak nor the busy share is kept.
 _ACCOUNTING_OFF = "NVML accounting is off (nvidia-smi --accounting-mode=1, as root)"
 
@@ -373,11 +430,15 @@ def process_accounting(device: Device, pid: int) -> ProcessAccounting:
     compute processes, accounting or not. How long its kernels ran: the sums of the
     driver's utilization samples where the library has ``nvmlDeviceGetAccountingStats_v2``
     (drivers 610 and newer), else ``gpuUtilization``, a share of the process's whole life
-    (see the module).
+    (see the module). NVML knows processes by the ids of the initial pid namespace: in any
+    other (a container), ``pid`` may be another process's there, and nothing is asked.
     """
     if not device.uuid:
         why = f"{device.name} has no UUID to find it by"
         return ProcessAccounting(why=why, busy_why=why)
+    foreign = _foreign_pids()
+    if foreign is not None:  # the id asked could be another process's on the host
+        return ProcessAccounting(why=foreign, busy_why=foreign)
     lib = _open_session()
     read = _Reader(lib, _handle(lib, device.uuid))
     held, held_why = _held(read, pid)
@@ -388,7 +449,7 @@ def process_accounting(device: Device, pid: int) -> ProcessAccounting:
     stats, code = _stats(read, pid)
     if stats is None:
         if code == NVML_ERROR_NOT_FOUND:
-            why = f"NVML accounting has no record of process {pid} (it used no GPU yet, or {_HOST_PIDS})"
+            why = f"NVML accounting has no record of process {pid} (it has not used this GPU)"
             return ProcessAccounting(None, held, why, False, busy_why=why)
         why = read.why.get("peak") or "NVML accounting keeps no record of processes on this GPU"
         return ProcessAccounting(None, held, why, busy_why=why)
@@ -434,15 +495,14 @@ def _with_busy(found: ProcessAccounting, stats: _AccountingStats | _AccountingSt
 
 
 def _held(read: _Reader, pid: int) -> tuple[int | None, str | None]:
-    """What ``pid`` holds now by the GPU's list of compute processes, or why it cannot be told."""
+    """What ``pid`` holds now by the GPU's list of compute processes, or why it cannot be told.
+
+    Asked only where NVML knows the process by its id (:func:`in_child_pid_namespace`).
+    """
     count = ctypes.c_uint(64)
     processes = (_ProcessInfo * 64)()
     if not read.call(("held",), "nvmlDeviceGetComputeRunningProcesses_v3", ctypes.byref(count), processes):
         return None, read.why.get("held")
     listed = processes[: min(count.value, 64)]
     mine = [int(p.usedGpuMemory) for p in listed if p.pid == pid and p.usedGpuMemory != NOT_AVAILABLE]
-    if mine:
-        return sum(mine), None
-    if listed and LINUX:
-        return None, f"NVML lists {len(listed)} process(es) on it, none as process {pid} ({_HOST_PIDS})"
-    return 0, None
+    return sum(mine), None  # in the initial pid namespace: not listed, it holds nothing there
