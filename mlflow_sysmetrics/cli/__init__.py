@@ -28,12 +28,6 @@ from .why import why
 
 __all__ = ["main", "script"]
 
-#: MLflow's HTTP settings the command's own requests use where the user set none: a store that
-#: does not answer fails the command in seconds, not after minutes of retries.
-COMMAND_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-#: Which of them :func:`script` set: a program run by ``run`` gets the user's environment, not these.
-SET_FOR_THE_COMMAND: set[str] = set()
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--tracking-uri", "tracking_uri", default=None, help=_store.URI_HELP)
@@ -68,8 +62,8 @@ def script() -> None:
     seconds, not after MLflow's retries with back-off (minutes): in its own process the
     command may set MLflow's HTTP settings, which it never does when called in-process.
     """
-    for name, value in COMMAND_HTTP_SETTINGS.items():
+    for name, value in _store.COMMAND_HTTP_SETTINGS.items():
         if name not in os.environ:
             os.environ[name] = value
-            SET_FOR_THE_COMMAND.add(name)
+            _store.SET_FOR_THE_COMMAND.add(name)
     main(prog_name="mlflow-sysmetrics")

@@ -67,6 +67,11 @@ DEFAULT_EXPERIMENT_ID = "0"
 MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"
 #: A server's address written without its scheme: ``localhost:5000``, ``10.0.0.7:5000/mlflow``.
 _HOST_AND_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}(/\S*)?")
+#: MLflow's HTTP settings the command's own requests use where the user set none (``script``):
+#: a store that does not answer fails the command in seconds, not after minutes of retries.
+COMMAND_HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: Which of them the command set: a program run by ``run`` gets the user's environment, not these.
+SET_FOR_THE_COMMAND: set[str] = set()
 #: What MLflow's client says of a server's answer that is not its API's JSON.
 _STATUS = re.compile(r"failed with error code (\d+)")
 

@@ -73,15 +73,13 @@ def run_command(
         else:
             experiment_id = chosen.experiment.experiment_id
     try:
-        from . import SET_FOR_THE_COMMAND
-
         run_id, code = run_program(
             command,
             store.client,
             experiment_id=experiment_id,
             run_name=run_name,
             program=program,
-            environment={k: v for k, v in os.environ.items() if k not in SET_FOR_THE_COMMAND},
+            environment={k: v for k, v in os.environ.items() if k not in _store.SET_FOR_THE_COMMAND},
         )
     except NotStarted as exc:  # as a shell says it, and its code: 127 not found, 126 not executable
         ran = f" (run {exc.run_id})" if exc.run_id else ""
