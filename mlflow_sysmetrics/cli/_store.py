@@ -334,9 +334,14 @@ def _quiet_mlflow() -> None:
     if os.environ.get(MLFLOW_LOGGING_LEVEL) or logger.getEffectiveLevel() >= logging.WARNING:
         return
     logger.setLevel(logging.WARNING)
+    # MLflow 2 makes a SQLite store's tables with alembic, whose own logging configuration
+    # (fileConfig, read at each migration) sets its logger to INFO again: only a process-wide
+    # floor holds those lines back.
+    disabled = logging.root.manager.disable
+    logging.disable(max(disabled, logging.INFO))
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
-        ctx.call_on_close(lambda: logger.setLevel(before))
+        ctx.call_on_close(lambda: (logger.setLevel(before), logging.disable(disabled)))
 
 
 def _not_tracking_api(exc: BaseException) -> bool:
