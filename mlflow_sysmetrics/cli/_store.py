@@ -339,9 +339,14 @@ def _quiet_mlflow() -> None:
     # floor holds those lines back.
     disabled = logging.root.manager.disable
     logging.disable(max(disabled, logging.INFO))
+
+    def put_back() -> None:
+        logger.setLevel(before)
+        logging.disable(disabled)
+
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
-        ctx.call_on_close(lambda: (logger.setLevel(before), logging.disable(disabled)))
+        ctx.call_on_close(put_back)
 
 
 def _not_tracking_api(exc: BaseException) -> bool:
