@@ -12,7 +12,7 @@ row here.
 from __future__ import annotations
 
 from .. import _platform
-from .._context import Collector
+from .._context import Collector, Context
 from .._files import Root, once_per_root
 from . import (
     _mountinfo,
@@ -23,12 +23,22 @@ from . import (
     disk,
     distributed,
     frameworks,
-    host,
     memory,
     network,
     software,
     system,
 )
+
+TYPE_CHECKING = False  # typing's own import is not free; the checkers read this name alike
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def _host(ctx: Context) -> Mapping[str, str]:
+    """The ``host`` collector, whose module loads only where ``sys.host`` is asked for (opt-in)."""
+    from . import host
+
+    return host.collect(ctx)
 
 
 def for_platform(name: str) -> tuple[Collector, ...]:
@@ -42,7 +52,7 @@ def for_platform(name: str) -> tuple[Collector, ...]:
         blocking=accelerators.has_sources if name == "linux" else True,
     )
     distributed_ = Collector("distributed", distributed.collect, inline=True)
-    host_ = Collector("host", host.collect)
+    host_ = Collector("host", _host)
     frameworks_ = Collector("frameworks", frameworks.collect, inline=True)
     common_tail = (disk_, software_, frameworks_, gpu, distributed_, host_)
     if name == "linux":
